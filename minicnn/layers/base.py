@@ -18,6 +18,11 @@ def pair(v, name="value"):
     return int(h), int(w)
 
 
+def short(p):
+    """(3, 3) -> 3 for a readable repr; (3, 5) stays a pair."""
+    return p[0] if p[0] == p[1] else p
+
+
 def as_generator(seed):
     """A numpy Generator from a seed, an existing Generator, or None (fresh entropy)."""
     if isinstance(seed, np.random.Generator):

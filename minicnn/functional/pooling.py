@@ -1,0 +1,168 @@
+"""Max and average pooling by strided windows: one slice per k x k offset.
+
+Max pooling's backward follows the project's tie rule: each window's upstream
+gradient goes to its maximum, split evenly among elements that tie for it
+(``ties="split"``), or all to the first maximum in row-major order (``ties="first"``,
+PyTorch's rule). Overlapping windows accumulate.
+"""
+import numpy as np
+
+from .conv import window
+
+
+def pool_output_size(size, kernel, stride, padding, ceil_mode=False, who="pool2d"):
+    """Output size as PyTorch defines it.
+
+    floor((size + 2p - k) / s) + 1, or with ceil_mode ceil(...) + 1, minus one if the
+    last window would start inside the right padding.
+    """
+    if padding * 2 > kernel:
+        raise ValueError(f"{who}: padding {padding} must be at most half the kernel size {kernel}")
+    if size + 2 * padding < kernel:
+        raise ValueError(f"{who}: kernel size {kernel} is larger than the padded input "
+                         f"size {size} + 2*{padding} = {size + 2 * padding}")
+    span = size + 2 * padding - kernel
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def _geometry(shape, kernel, stride, padding, ceil_mode):
+    """Output size and the extra bottom/right padding that ceil_mode's last window needs."""
+    H, W = shape[2:]
+    oh = pool_output_size(H, kernel[0], stride[0], padding[0], ceil_mode)
+    ow = pool_output_size(W, kernel[1], stride[1], padding[1], ceil_mode)
+    eh = max(0, (oh - 1) * stride[0] + kernel[0] - H - 2 * padding[0])
+    ew = max(0, (ow - 1) * stride[1] + kernel[1] - W - 2 * padding[1])
+    return (oh, ow), (eh, ew)
+
+
+def _pad(x, padding, extra, fill):
+    """x: (N, C, H, W) -> padded copy filled with ``fill``, or x itself if no padding."""
+    (ph, pw), (eh, ew) = padding, extra
+    if ph == pw == eh == ew == 0:
+        return x
+    N, C, H, W = x.shape
+    xp = np.full((N, C, H + 2 * ph + eh, W + 2 * pw + ew), fill, dtype=x.dtype)
+    xp[:, :, ph:ph + H, pw:pw + W] = x
+    return xp
+
+
+def _offsets(kernel):
+    return [(i, j) for i in range(kernel[0]) for j in range(kernel[1])]
+
+
+def _crop(dxp, shape, padding):
+    H, W = shape[2:]
+    ph, pw = padding
+    return dxp[:, :, ph:ph + H, pw:pw + W]
+
+
+def max_pool2d_forward(x, kernel, stride, padding=(0, 0), ceil_mode=False):
+    """Forward pass of 2-D max pooling; padding counts as -inf.
+
+    Inputs:
+    - x: (N, C, H, W), floating point
+    - kernel, stride, padding: (kh, kw), (sh, sw), (ph, pw) with 2p <= k
+
+    Returns (out, cache):
+    - out: (N, C, H', W') with H' = floor((H + 2ph - kh) / sh) + 1 (ceil with ceil_mode)
+    - cache: (xp, out, x.shape, kernel, stride, padding); xp is the padded input
+    """
+    (oh, ow), extra = _geometry(x.shape, kernel, stride, padding, ceil_mode)
+    xp = _pad(x, padding, extra, -np.inf)
+    out = window(xp, 0, 0, oh, ow, stride).copy(order="K")
+    for i, j in _offsets(kernel)[1:]:
+        np.maximum(out, window(xp, i, j, oh, ow, stride), out=out)
+    return out, (xp, out, x.shape, kernel, stride, padding)
+
+
+def max_pool2d_backward(dout, cache, ties="split"):
+    """Backward pass of 2-D max pooling.
+
+    Inputs:
+    - dout: (N, C, H', W') upstream gradient
+    - cache: from :func:`max_pool2d_forward`
+    - ties: "split" shares a window's gradient evenly among its tied maxima;
+      "first" gives it all to the first maximum in row-major order
+
+    Returns dx: (N, C, H, W). Overlapping windows add their shares.
+    """
+    xp, out, shape, kernel, stride, padding = cache
+    oh, ow = out.shape[2:]
+    winners = [window(xp, i, j, oh, ow, stride) == out for i, j in _offsets(kernel)]
+    if ties == "split":
+        count = np.zeros(out.shape, dtype=dout.dtype)
+        for w in winners:
+            count += w
+        share = dout / count  # every window has at least one winner
+    elif ties == "first":
+        taken = np.zeros(out.shape, dtype=bool)
+        for w in winners:
+            w &= ~taken
+            taken |= w
+        share = dout
+    else:
+        raise ValueError(f"max_pool2d: ties must be 'split' or 'first', got {ties!r}")
+    dxp = np.zeros(xp.shape, dtype=dout.dtype)
+    for (i, j), w in zip(_offsets(kernel), winners):
+        window(dxp, i, j, oh, ow, stride)[...] += w * share
+    return _crop(dxp, shape, padding)
+
+
+def _window_counts(size, out, kernel, stride, padding, include_pad):
+    """How many positions of each 1-D window lie inside the counted region."""
+    start = np.arange(out) * stride - padding
+    end = np.minimum(start + kernel, size + padding)
+    if not include_pad:
+        start, end = np.maximum(start, 0), np.minimum(end, size)
+    return end - start
+
+
+def avg_pool2d_forward(x, kernel, stride, padding=(0, 0), ceil_mode=False,
+                       count_include_pad=True):
+    """Forward pass of 2-D average pooling (zero padding), divisors as in PyTorch.
+
+    Inputs:
+    - x: (N, C, H, W); kernel, stride, padding: (kh, kw), (sh, sw), (ph, pw)
+    - count_include_pad: whether padded zeros count in the divisor
+
+    Returns (out, cache): out (N, C, H', W') (H' as for max pooling),
+    cache (x.shape, xp.shape, divisor, kernel, stride, padding).
+    """
+    (oh, ow), extra = _geometry(x.shape, kernel, stride, padding, ceil_mode)
+    xp = _pad(x, padding, extra, 0.0)
+    total = window(xp, 0, 0, oh, ow, stride).copy(order="K")
+    for i, j in _offsets(kernel)[1:]:
+        total += window(xp, i, j, oh, ow, stride)
+    H, W = x.shape[2:]
+    rows = _window_counts(H, oh, kernel[0], stride[0], padding[0], count_include_pad)
+    cols = _window_counts(W, ow, kernel[1], stride[1], padding[1], count_include_pad)
+    divisor = np.outer(rows, cols).astype(x.dtype)
+    return total / divisor, (x.shape, xp.shape, divisor, kernel, stride, padding)
+
+
+def avg_pool2d_backward(dout, cache):
+    """Backward pass of 2-D average pooling: each window spreads dout / divisor.
+
+    Returns dx: (N, C, H, W).
+    """
+    shape, padded_shape, divisor, kernel, stride, padding = cache
+    oh, ow = dout.shape[2:]
+    share = dout / divisor
+    dxp = np.zeros(padded_shape, dtype=dout.dtype)
+    for i, j in _offsets(kernel):
+        window(dxp, i, j, oh, ow, stride)[...] += share
+    return _crop(dxp, shape, padding)
+
+
+def global_avg_pool2d_forward(x):
+    """x: (N, C, H, W) -> out: (N, C), the mean over each feature map; cache: x.shape."""
+    return x.mean(axis=(2, 3)), x.shape
+
+
+def global_avg_pool2d_backward(dout, cache):
+    """dout: (N, C) -> dx: (N, C, H, W), each position receives dout / (H * W)."""
+    N, C, H, W = cache
+    return np.broadcast_to((dout / (H * W))[:, :, None, None], cache).copy()

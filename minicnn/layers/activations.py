@@ -1,0 +1,54 @@
+"""Activation layers and dropout."""
+from .. import functional as F
+from .base import Layer, as_generator
+
+
+class ReLU(Layer):
+    """out = max(x, 0)."""
+
+    def forward(self, x):
+        out, self.cache = F.relu_forward(x)
+        return out
+
+    def backward(self, dout):
+        return F.relu_backward(dout, self._take_cache())
+
+
+class LeakyReLU(Layer):
+    """out = x for x > 0, negative_slope * x otherwise."""
+
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x):
+        out, self.cache = F.leaky_relu_forward(x, self.negative_slope)
+        return out
+
+    def backward(self, dout):
+        return F.leaky_relu_backward(dout, self._take_cache())
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+
+class Dropout(Layer):
+    """Inverted dropout: zeroes elements with probability p in training, identity in eval."""
+
+    def __init__(self, p=0.5, seed=None):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
+        self.p = float(p)
+        self.rng = as_generator(seed)
+
+    def forward(self, x):
+        out, mask = F.dropout_forward(x, self.p, self.rng, self.training)
+        self.cache = [mask]  # mask is None for the identity (eval mode or p == 0)
+        return out
+
+    def backward(self, dout):
+        return F.dropout_backward(dout, self._take_cache()[0])
+
+    def extra_repr(self):
+        return f"p={self.p}"

@@ -1,0 +1,66 @@
+"""Convolution layer."""
+import numpy as np
+
+from .. import functional as F
+from ..init import kaiming_normal
+from ..parameter import Parameter
+from .base import Layer, as_generator, pair, short
+
+
+class Conv2D(Layer):
+    """2-D convolution over (N, C, H, W) inputs; weight (out, in, kh, kw) as in PyTorch.
+
+    Output size: H' = (H + 2 * padding - kernel_size) // stride + 1.
+    Weights are He-initialised from ``seed`` (int or numpy Generator); bias starts at 0.
+    """
+
+    param_names = ("weight", "bias")
+    can_skip_input_grad = True
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 bias=True, seed=None, dtype=np.float32):
+        super().__init__()
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+                raise ValueError(f"Conv2D: {name} must be a positive int, got {v!r}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = pair(kernel_size, "Conv2D kernel_size")
+        self.stride = pair(stride, "Conv2D stride")
+        self.padding = pair(padding, "Conv2D padding")
+        if min(self.kernel_size) <= 0 or min(self.stride) <= 0 or min(self.padding) < 0:
+            raise ValueError(f"Conv2D: kernel_size and stride must be positive and padding "
+                             f"non-negative, got kernel_size={kernel_size}, stride={stride}, "
+                             f"padding={padding}")
+        kh, kw = self.kernel_size
+        fan_in = in_channels * kh * kw
+        rng = as_generator(seed)
+        self.weight = Parameter(kaiming_normal((out_channels, in_channels, kh, kw), fan_in, rng, dtype))
+        self.bias = Parameter(np.zeros(out_channels, dtype=dtype)) if bias else None
+        self._cols = None  # im2col buffer reused across calls
+
+    def forward(self, x):
+        self._check_input(x, 4, self.in_channels)
+        for axis, (size, k, p) in enumerate(zip(x.shape[2:], self.kernel_size, self.padding)):
+            if size + 2 * p < k:
+                raise ValueError(f"{self!r}: kernel {self.kernel_size} is larger than the padded "
+                                 f"input; input shape {x.shape}, padding {self.padding}")
+        x = self._as_param_dtype(x)
+        b = None if self.bias is None else self.bias.data
+        out, self.cache = F.conv2d_forward(x, self.weight.data, b, self.stride, self.padding,
+                                           cols=self._cols)
+        self._cols = self.cache[0]
+        return out
+
+    def backward(self, dout, input_grad=True):
+        cache = self._take_cache()
+        self.cache = None  # the backward reuses the cache's im2col buffer
+        dx, dw, db = F.conv2d_backward(self._as_param_dtype(dout), cache, input_grad)
+        self.weight.accumulate(dw)
+        if self.bias is not None:
+            self.bias.accumulate(db)
+        return dx
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={short(self.kernel_size)}, "
+             f"stride={short(self.stride)}, padding={short(self.padding)}")
+        return s if self.bias is not None else s + ", bias=False"

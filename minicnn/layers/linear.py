@@ -1,0 +1,55 @@
+"""Fully connected layer and Flatten."""
+import numpy as np
+
+from .. import functional as F
+from ..init import kaiming_normal
+from ..parameter import Parameter
+from .base import Layer, as_generator
+
+
+class Linear(Layer):
+    """out = x W^T + b for x: (N, in_features); weight (out_features, in_features) as in PyTorch."""
+
+    param_names = ("weight", "bias")
+    can_skip_input_grad = True
+
+    def __init__(self, in_features, out_features, bias=True, seed=None, dtype=np.float32):
+        super().__init__()
+        for name, v in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+                raise ValueError(f"Linear: {name} must be a positive int, got {v!r}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        rng = as_generator(seed)
+        self.weight = Parameter(kaiming_normal((out_features, in_features), in_features, rng, dtype))
+        self.bias = Parameter(np.zeros(out_features, dtype=dtype)) if bias else None
+
+    def forward(self, x):
+        self._check_input(x, 2, self.in_features)
+        b = None if self.bias is None else self.bias.data
+        out, self.cache = F.linear_forward(self._as_param_dtype(x), self.weight.data, b)
+        return out
+
+    def backward(self, dout, input_grad=True):
+        dx, dw, db = F.linear_backward(self._as_param_dtype(dout), self._take_cache(), input_grad)
+        self.weight.accumulate(dw)
+        if self.bias is not None:
+            self.bias.accumulate(db)
+        return dx
+
+    def extra_repr(self):
+        s = f"in_features={self.in_features}, out_features={self.out_features}"
+        return s if self.bias is not None else s + ", bias=False"
+
+
+class Flatten(Layer):
+    """(N, d1, d2, ...) -> (N, d1 * d2 * ...)."""
+
+    def forward(self, x):
+        if not isinstance(x, np.ndarray) or x.ndim < 2:
+            raise ValueError(f"{self!r}: expected an array of shape (N, ...) with at least "
+                             f"2 dimensions, got {getattr(x, 'shape', type(x).__name__)}")
+        out, self.cache = F.flatten_forward(x)
+        return out
+
+    def backward(self, dout):
+        return F.flatten_backward(dout, self._take_cache())

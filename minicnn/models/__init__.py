@@ -1,0 +1,4 @@
+"""Containers and ready-made networks."""
+from .sequential import Sequential
+
+__all__ = ["Sequential"]
