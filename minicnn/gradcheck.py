@@ -7,7 +7,7 @@ import numpy as np
 
 @dataclass
 class GradcheckResult:
-    """Relative errors ||analytic - numeric|| / (||analytic|| + ||numeric||), per tensor."""
+    """Relative errors ||analytic - numeric|| / max(||analytic|| + ||numeric||, 1e-3), per tensor."""
     errors: dict = field(default_factory=dict)
 
     @property
@@ -23,10 +23,10 @@ class GradcheckResult:
         return f"GradcheckResult(max_error={self.max_error:.2e}, worst={self.worst!r}; {items})"
 
 
-def rel_error(a, b):
-    """Norm-wise relative error, 0 when both are 0."""
-    denom = np.linalg.norm(a) + np.linalg.norm(b)
-    return 0.0 if denom == 0 else float(np.linalg.norm(a - b) / denom)
+def rel_error(a, b, floor=1e-3):
+    """Norm-wise relative error; gradients that are (near) zero, like a bias before
+    batch-norm, are compared absolutely through the ``floor`` on the denominator."""
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), floor))
 
 
 def numerical_grad(f, x, eps=1e-6):

@@ -47,10 +47,13 @@ def load_npz(path, what="file"):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"{what} {path!r} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{what} {path!r} is not a readable .npz archive")
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, OSError, EOFError, KeyError) as e:
         raise ValueError(f"{what} {path!r} is not a readable .npz archive ({e})") from None
-    except ValueError as e:
-        raise ValueError(f"{what} {path!r} could not be read safely ({e})") from None
+    except ValueError:
+        raise ValueError(f"{what} {path!r} could not be read safely: it holds pickled "
+                         "objects, which minicnn never loads") from None

@@ -80,6 +80,11 @@ class Sequential(Layer):
         return self
 
     # -- state -------------------------------------------------------------------
+    def state_dict(self):
+        """Each layer's parameters then buffers, keys prefixed by its index, as in PyTorch."""
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers)
+                for k, v in layer.state_dict().items()}
+
     def load_state_dict(self, state, prefix=""):
         """Load PyTorch-style keys; checks everything first, so nothing is half-loaded."""
         problems = []
@@ -118,7 +123,7 @@ class Sequential(Layer):
         """Print each layer's output shape and parameter count for one input of ``input_shape``."""
         x = np.zeros((1,) + tuple(input_shape), dtype=self.dtype or np.float32)
         saved = [(layer.training, layer.cache) for layer in self.layers]
-        rows = []
+        was_training, rows = self.training, []
         try:
             self.eval()
             for i, layer in enumerate(self.layers):
@@ -129,6 +134,7 @@ class Sequential(Layer):
             for layer, (training, cache) in zip(self.layers, saved):
                 layer.train(training)
                 layer.cache = cache
+            self.training = was_training
         total = sum(p.size for p in self.parameters())
         header = ("Layer", "Output shape", "Params")
         widths = [max(len(r[k]) for r in rows + [header]) for k in range(3)]
