@@ -1,0 +1,47 @@
+"""Loss kernels: ``loss_fn(prediction, target) -> (loss, dprediction)``.
+
+The kernels trust their inputs; :mod:`minicnn.losses` wraps them with input checks.
+"""
+import numpy as np
+
+
+def softmax_cross_entropy(scores, y):
+    """
+    Softmax cross-entropy loss, averaged over the batch.
+
+    Inputs:
+    - scores: Array of shape (N, C); scores[i, c] is the score of class c for example i.
+    - y: Integer array of shape (N,) of labels, 0 <= y[i] < C.
+
+    Returns a tuple of:
+    - loss: Python float, L = -(1/N) sum_i log(exp(scores[i, y[i]]) / sum_c exp(scores[i, c]))
+    - dscores: Gradient dL/dscores of shape (N, C) and the dtype of scores,
+      (softmax(scores) - one_hot(y)) / N.
+    """
+    N = scores.shape[0]
+    rows = np.arange(N)
+    shifted = scores - scores.max(axis=1, keepdims=True)  # largest exponent is 0: no overflow
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -log_probs[rows, y].mean()
+    dscores = np.exp(log_probs)
+    dscores[rows, y] -= 1
+    dscores /= N
+    return float(loss), dscores.astype(scores.dtype, copy=False)
+
+
+def mse(pred, target):
+    """
+    Mean squared error over all elements (PyTorch's ``MSELoss`` with reduction='mean').
+
+    Inputs:
+    - pred: Array of any shape, e.g. (N, D).
+    - target: Array of the same shape as pred.
+
+    Returns a tuple of:
+    - loss: Python float, L = (1/M) sum_j (pred_j - target_j)^2 with M = pred.size
+    - dpred: Gradient dL/dpred = 2 (pred - target) / M, shape and dtype of pred.
+    """
+    diff = pred - target
+    loss = np.mean(diff * diff)
+    dpred = (2 / diff.size) * diff
+    return float(loss), dpred.astype(pred.dtype, copy=False)

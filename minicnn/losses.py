@@ -1,0 +1,86 @@
+"""Loss objects: ``loss = loss_fn(scores, y)`` then ``dscores = loss_fn.backward()``."""
+import numpy as np
+
+from .functional.losses import mse, softmax_cross_entropy
+
+_KINDS = {"f": "floats", "iu": "integers", "iuf": "real numbers"}
+
+
+class Loss:
+    """Base of the losses: calling runs ``forward`` and keeps dL/d(prediction) for ``backward``."""
+
+    def __init__(self):
+        self.cache = None
+
+    def __call__(self, pred, target):
+        return self.forward(pred, target)
+
+    def backward(self):
+        """Gradient of the last loss with respect to the prediction (same shape and dtype)."""
+        if self.cache is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
+        return self.cache.copy()
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+    def _check_array(self, a, what, kinds="f"):
+        """Raise TypeError unless ``a`` is a numpy array whose dtype kind is in ``kinds``."""
+        name = type(self).__name__
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name}: {what} must be a numpy array, got {type(a).__name__}")
+        if a.dtype.kind not in kinds:
+            raise TypeError(f"{name}: {what} must be a numpy array of {_KINDS[kinds]}, "
+                            f"got dtype {a.dtype}")
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Softmax followed by cross-entropy, averaged over the batch
+    (PyTorch's ``nn.CrossEntropyLoss`` on raw class scores).
+
+    - scores: (N, C) floating-point class scores (logits).
+    - y: (N,) integer labels in [0, C).
+    Returns the loss as a Python float; ``backward()`` returns dL/dscores, shape (N, C).
+    """
+
+    def forward(self, scores, y):
+        self.cache = None
+        self._check_array(scores, "scores")
+        self._check_array(y, "labels", kinds="iu")
+        if scores.ndim != 2:
+            raise ValueError(f"SoftmaxCrossEntropy: expected scores of shape (N, C), "
+                             f"got shape {scores.shape}")
+        N, C = scores.shape
+        if N == 0:
+            raise ValueError(f"SoftmaxCrossEntropy: got an empty batch, scores of shape {scores.shape}")
+        if y.shape != (N,):
+            raise ValueError(f"SoftmaxCrossEntropy: expected labels of shape (N,) = ({N},) to "
+                             f"match scores of shape {scores.shape}, got shape {y.shape}")
+        bad = np.flatnonzero((y < 0) | (y >= C))
+        if bad.size:
+            i = bad[0]
+            raise ValueError(f"SoftmaxCrossEntropy: label {y[i]} at index {i} is out of range "
+                             f"[0, {C}) for scores of shape {scores.shape}")
+        loss, self.cache = softmax_cross_entropy(scores, y)
+        return loss
+
+
+class MSELoss(Loss):
+    """Mean squared error over all elements (PyTorch's ``nn.MSELoss``, reduction='mean').
+
+    - pred: floating-point array of any shape.
+    - target: real array of the same shape.
+    Returns the loss as a Python float; ``backward()`` returns dL/dpred, shape of pred.
+    """
+
+    def forward(self, pred, target):
+        self.cache = None
+        self._check_array(pred, "pred")
+        self._check_array(target, "target", kinds="iuf")
+        if pred.shape != target.shape:
+            raise ValueError(f"MSELoss: pred and target must have the same shape, "
+                             f"got pred {pred.shape} and target {target.shape}")
+        if pred.size == 0:
+            raise ValueError(f"MSELoss: got empty arrays of shape {pred.shape}")
+        loss, self.cache = mse(pred, target)
+        return loss
