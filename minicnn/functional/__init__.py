@@ -7,3 +7,4 @@ from .normalization import batchnorm_backward, batchnorm_forward
 from .pooling import (avg_pool2d_backward, avg_pool2d_forward, global_avg_pool2d_backward,
                       global_avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,
                       pool_output_size)
+from .losses import mse, softmax_cross_entropy
