@@ -1,0 +1,321 @@
+"""Pictures of a network: first-layer filters, feature maps, max-pool routing,
+confusion matrix and sample predictions.
+
+Every ``*_figure`` function returns a matplotlib ``Figure`` and, given ``path=``, also
+writes it as a PNG atomically. Figures are made with ``matplotlib.figure.Figure``
+directly, never through pyplot, so nothing needs a display (headless machines use
+the Agg renderer) and no global figure list grows. In Jupyter the returned figure
+shows itself; in a script, save it. Pass ``fig=`` (a Figure or SubFigure) to draw
+into part of a larger page, as :mod:`minicnn.report` does.
+"""
+import fractions
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from . import functional as F
+from .layers import Conv2D, MaxPool2D
+from .models.sequential import Sequential
+from .serialization import atomic_path
+
+DPI = 100
+
+
+def save_png(fig, path, dpi=DPI):
+    """Write ``fig`` to ``path`` as a PNG of exactly figsize * dpi pixels, atomically."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+
+
+def _finish(fig, path):
+    if path is not None:
+        save_png(fig, path)
+    return fig
+
+
+def _figure(fig, figsize):
+    return fig if fig is not None else Figure(figsize=figsize, dpi=DPI, layout="constrained")
+
+
+def to_display(image):
+    """One image (C, H, W) with C in {1, 3}, uint8 or float -> (H, W, 3) floats in [0, 1].
+
+    uint8 images are divided by 255; float ones (e.g. normalised inputs) are stretched
+    to their own min..max.
+    """
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[None]
+    if image.dtype == np.uint8:
+        image = image / 255.0
+    else:
+        lo, hi = float(image.min()), float(image.max())
+        image = (image - lo) / (hi - lo) if hi > lo else np.zeros_like(image, dtype=float)
+    return np.repeat(image, 3, axis=0).transpose(1, 2, 0) if image.shape[0] == 1 \
+        else image[:3].transpose(1, 2, 0)
+
+
+def mosaic(tiles, cols, gap=1):
+    """Tiles (n, h, w) or (n, h, w, 3) -> one image with ``gap`` NaN pixels between tiles."""
+    n, h, w = tiles.shape[:3]
+    rows = -(-n // cols)
+    out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap) + tiles.shape[3:], np.nan)
+    for k, tile in enumerate(tiles):
+        r, c = divmod(k, cols)
+        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = tile
+    return out
+
+
+def _leaf_layers(model):
+    if isinstance(model, Sequential):
+        for layer in model:
+            yield from _leaf_layers(layer)
+    else:
+        yield model
+
+
+# -- filters and feature maps ----------------------------------------------------------
+
+def filters_figure(model, path=None, fig=None):
+    """The first Conv2D's filters as a grid of small images, each stretched to its own range.
+
+    Filters over 3 input channels are shown in colour (R, G, B = input channels 0, 1, 2);
+    others as the mean over input channels, in grey.
+    """
+    conv = next((l for l in _leaf_layers(model) if isinstance(l, Conv2D)), None)
+    if conv is None:
+        raise ValueError(f"filters_figure: no Conv2D layer in {type(model).__name__}")
+    w = conv.weight.data.astype(np.float64)  # (F, C, kh, kw)
+    if w.shape[1] != 3:
+        w = w.mean(axis=1, keepdims=True).repeat(3, axis=1)
+    lo = w.min(axis=(1, 2, 3), keepdims=True)
+    span = w.max(axis=(1, 2, 3), keepdims=True) - lo
+    tiles = ((w - lo) / np.where(span > 0, span, 1)).transpose(0, 2, 3, 1)
+    cols = int(np.ceil(np.sqrt(len(tiles))))
+    fig = _figure(fig, (6, 6))
+    ax = fig.add_subplot()
+    image = mosaic(tiles, cols)
+    ax.imshow(np.nan_to_num(image, nan=1.0), interpolation="nearest")
+    ax.set_title(f"First-layer filters: {conv!r}", fontsize=9)
+    ax.axis("off")
+    return _finish(fig, path)
+
+
+def layer_output(model, image, index):
+    """Output of ``model[index]`` (eval mode) for one input ``image`` (C, H, W): (1, ...).
+
+    The model's mode and caches are left as they were.
+    """
+    layers = list(model)[:index + 1]
+    saved = [(layer.training, layer.cache) for layer in layers]
+    x = np.asarray(image)[None]
+    try:
+        for layer in layers:
+            x = layer.eval()(x)
+    finally:
+        for layer, (training, cache) in zip(layers, saved):
+            layer.train(training)
+            layer.cache = cache
+    return x
+
+
+def feature_maps_figure(model, image, index, path=None, fig=None, max_maps=64):
+    """The input image beside the output of layer ``index`` for it (eval mode).
+
+    - image: (C, H, W), as the model takes it
+    - (1, C', H', W') outputs are drawn as a grid of maps, each stretched to its own range
+      (at most ``max_maps``); (1, D) outputs as a bar chart.
+    """
+    out = layer_output(model, image, index)[0]
+    fig = _figure(fig, (10, 5))
+    left, right = fig.subfigures(1, 2, width_ratios=[1, 2.2])
+    ax = left.add_subplot()
+    ax.imshow(to_display(image), interpolation="nearest")
+    ax.set_title("input", fontsize=9)
+    ax.axis("off")
+    ax = right.add_subplot()
+    name = f"({index}) {model[index]!r}"
+    if out.ndim == 3:
+        maps = out[:max_maps].astype(np.float64)
+        lo = maps.min(axis=(1, 2), keepdims=True)
+        span = maps.max(axis=(1, 2), keepdims=True) - lo
+        maps = (maps - lo) / np.where(span > 0, span, 1)
+        ax.imshow(mosaic(maps, int(np.ceil(np.sqrt(len(maps))))), cmap="viridis",
+                  interpolation="nearest")
+        ax.set_title(f"{name}: {len(maps)} of {len(out)} maps, {out.shape[1]}x{out.shape[2]}",
+                     fontsize=9)
+        ax.axis("off")
+    else:
+        ax.bar(np.arange(out.size), out.ravel())
+        ax.set_title(f"{name}: {out.size} outputs", fontsize=9)
+        ax.set_xlabel("unit")
+    return _finish(fig, path)
+
+
+# -- max-pool routing ------------------------------------------------------------------
+
+def _as_max_pool(layer_or_params):
+    if isinstance(layer_or_params, MaxPool2D):
+        return layer_or_params
+    if isinstance(layer_or_params, dict):
+        return MaxPool2D(**layer_or_params)
+    raise TypeError("pool_routing: expected a MaxPool2D or a dict of its arguments "
+                    f"(kernel_size, stride, padding, ceil_mode, ties), got {layer_or_params!r}")
+
+
+def pool_routing(layer_or_params, x):
+    """How each max-pool window hands its gradient to the input positions.
+
+    - layer_or_params: a MaxPool2D, or a dict of MaxPool2D arguments
+    - x: input maps (..., H, W), e.g. one feature map (H, W) or one image (C, H, W)
+
+    Returns ``shares`` (..., H', W', H, W) float64: ``shares[..., i, j, h, w]`` is the
+    fraction of window (i, j)'s upstream gradient that reaches input (h, w) under the
+    layer's tie rule. Each window's shares sum to 1; its winners are where they are > 0;
+    ``shares.sum(axis=(-4, -3))`` is what the input receives when every window gets
+    gradient 1, i.e. ``layer.backward(ones)``. Computed with the public kernels only:
+    one backward pass per window with a one-hot upstream gradient.
+    """
+    pool = _as_max_pool(layer_or_params)
+    x = np.asarray(x, dtype=np.float64)
+    lead, (H, W) = x.shape[:-2], x.shape[-2:]
+    maps = x.reshape(-1, 1, H, W)
+    out, _ = F.max_pool2d_forward(maps, pool.kernel_size, pool.stride, pool.padding, pool.ceil_mode)
+    oh, ow = out.shape[2:]
+    windows = oh * ow
+    repeated = np.repeat(maps, windows, axis=0)  # (B * windows, 1, H, W)
+    _, cache = F.max_pool2d_forward(repeated, pool.kernel_size, pool.stride, pool.padding,
+                                    pool.ceil_mode)
+    one_hot = np.tile(np.eye(windows).reshape(windows, 1, oh, ow), (len(maps), 1, 1, 1))
+    dx = F.max_pool2d_backward(one_hot, cache, pool.ties)
+    return dx.reshape(lead + (oh, ow, H, W))
+
+
+def _share_text(v):
+    f = fractions.Fraction(float(v)).limit_denominator(64)
+    return "0" if v == 0 else str(f) if abs(float(f) - v) < 1e-9 else f"{v:.2f}"
+
+
+def _window_lines(ax, pool, shape):
+    """Outline the pooling windows (clipped to the input) on an image axis.
+
+    Overlapping windows would cover everything in lines: then only the first window
+    (solid) and its neighbours to the right and below (dashed) are drawn.
+    """
+    H, W = shape
+    (kh, kw), (sh, sw), (ph, pw) = pool.kernel_size, pool.stride, pool.padding
+    oh = F.pool_output_size(H, kh, sh, ph, pool.ceil_mode)
+    ow = F.pool_output_size(W, kw, sw, pw, pool.ceil_mode)
+    overlap = sh < kh or sw < kw
+    chosen = [(0, 0), (0, 1), (1, 0)] if overlap else np.ndindex(oh, ow)
+    for i, j in chosen:
+        if i >= oh or j >= ow:
+            continue
+        top, left = max(i * sh - ph, 0), max(j * sw - pw, 0)
+        bottom, right = min(i * sh - ph + kh, H), min(j * sw - pw + kw, W)
+        ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False,
+                               edgecolor="white", linewidth=1.5 if overlap else 1.2,
+                               linestyle="--" if overlap and (i, j) != (0, 0) else "-"))
+    return overlap
+
+
+def _annotate(ax, values, text, small=100):
+    if values.size <= small:
+        for (r, c), v in np.ndenumerate(values):
+            ax.text(c, r, text(v), ha="center", va="center", fontsize=8, color="black",
+                    bbox=dict(boxstyle="round,pad=0.1", fc="white", alpha=0.6, lw=0))
+
+
+def pool_routing_figure(layer_or_params, x, path=None, fig=None, channel=0):
+    """Three panels for one map: the input with its windows and winners circled; the
+    gradient share each position receives when every window passes back 1 (the numbers
+    of :func:`pool_routing` summed over windows); and how many winners each window has.
+
+    - x: (H, W), or (C, H, W) with ``channel`` choosing the map
+    """
+    pool = _as_max_pool(layer_or_params)
+    x = np.asarray(x, dtype=np.float64)
+    x = x[channel] if x.ndim == 3 else x
+    shares = pool_routing(pool, x)  # (H', W', H, W)
+    received = shares.sum(axis=(0, 1))
+    winners = (shares > 0).sum(axis=(2, 3))
+    fig = _figure(fig, (12, 4.4))
+    axes = fig.subplots(1, 3)
+    panels = [(x, "input; winners marked", "gray", lambda v: f"{v:.3g}", None),
+              (received, f"gradient share received (ones upstream), ties='{pool.ties}'",
+               "magma", _share_text, 0),
+              (winners, "winners (tied maxima) per window", "viridis", lambda v: str(int(v)), 0)]
+    for ax, (values, title, cmap, text, vmin) in zip(axes, panels):
+        im = ax.imshow(values, cmap=cmap, interpolation="nearest", vmin=vmin)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+        _annotate(ax, values, text)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if _window_lines(axes[0], pool, x.shape):
+        axes[0].set_title("input; winners marked; first windows outlined", fontsize=9)
+    _window_lines(axes[1], pool, x.shape)
+    rows, cols = np.nonzero(received)
+    small = x.size <= 100
+    axes[0].scatter(cols, rows, s=260 if small else 12, facecolors="none" if small else "red",
+                    edgecolors="red", linewidths=1.5 if small else 0)
+    fig.suptitle(repr(pool), fontsize=10)
+    return _finish(fig, path)
+
+
+# -- classification --------------------------------------------------------------------
+
+def confusion_matrix(y_true, y_pred, num_classes):
+    """Counts (num_classes, num_classes): row = true class, column = predicted class."""
+    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(counts, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return counts
+
+
+def confusion_figure(y_true, y_pred, class_names, path=None, fig=None):
+    """Confusion matrix with class names; colour = fraction of the true class, text = count."""
+    k = len(class_names)
+    counts = confusion_matrix(y_true, y_pred, k)
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig = _figure(fig, (7, 6))
+    ax = fig.add_subplot()
+    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="fraction of true class")
+    for (r, c), n in np.ndenumerate(counts):
+        ax.text(c, r, str(n), ha="center", va="center", fontsize=7,
+                color="white" if rates[r, c] > 0.5 else "black")
+    ax.set_xticks(range(k), class_names, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(k), class_names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    accuracy = np.trace(counts) / max(counts.sum(), 1)
+    ax.set_title(f"Confusion matrix ({counts.sum()} images, accuracy {accuracy:.1%})", fontsize=9)
+    return _finish(fig, path)
+
+
+def predictions_figure(images, y_true, y_pred, class_names, path=None, fig=None, cols=8):
+    """A grid of images (N, C, H, W) titled with the predicted and true class;
+    wrong predictions in red with a red frame."""
+    n = len(images)
+    rows = -(-n // cols)
+    fig = _figure(fig, (cols * 1.25, rows * 1.45 + 0.3))
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for k, ax in enumerate(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if k >= n:
+            ax.axis("off")
+            continue
+        ax.imshow(to_display(images[k]), interpolation="nearest")
+        right = y_true[k] == y_pred[k]
+        colour = "green" if right else "red"
+        mark = "" if right else "✗ "
+        ax.set_title(f"{mark}{class_names[y_pred[k]]}\n(true: {class_names[y_true[k]]})",
+                     fontsize=6, color=colour)
+        for spine in ax.spines.values():
+            spine.set_edgecolor(colour)
+            spine.set_linewidth(1 if right else 3)
+    wrong = int(np.sum(np.asarray(y_true[:n]) != np.asarray(y_pred[:n])))
+    fig.suptitle(f"Predictions (true class in brackets): {wrong} of {n} wrong", fontsize=9)
+    return _finish(fig, path)
