@@ -1,0 +1,136 @@
+"""Normalisation, train/validation split, augmentation and a shuffling batch loader.
+
+Images are ``(N, C, H, W)`` arrays throughout. Every random choice comes from a
+``numpy.random.Generator`` (or a seed that makes one), so a run is reproducible.
+"""
+import numpy as np
+
+
+def _images(x, name="x"):
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"{name} must be images of shape (N, C, H, W), got shape {x.shape}")
+    return x
+
+
+def _same_length(x, y):
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
+
+
+def fit_normalizer(x, chunk=4096):
+    """Per-channel ``(mean, std)``, each float32 ``(C,)``, of images ``x`` ``(N, C, H, W)``.
+
+    Fit on the training split only. Computed in float64, ``chunk`` images at a time, so a
+    uint8 CIFAR training set needs no full float copy.
+    """
+    x = _images(x)
+    if len(x) == 0:
+        raise ValueError("cannot fit a normalizer on an empty array")
+    count = x.size // x.shape[1]
+    mean = sum(x[i:i + chunk].sum(axis=(0, 2, 3), dtype=np.float64)
+               for i in range(0, len(x), chunk)) / count
+    centred = (x[i:i + chunk] - mean[:, None, None] for i in range(0, len(x), chunk))
+    var = sum((c ** 2).sum(axis=(0, 2, 3)) for c in centred) / count
+    return mean.astype(np.float32), np.sqrt(var).astype(np.float32)
+
+
+def normalize(x, mean, std, dtype=np.float32):
+    """``(x - mean) / std`` per channel: ``(N, C, H, W)`` -> same shape, ``dtype``.
+
+    A channel with zero spread is only centred, not divided by zero.
+    """
+    x = _images(x)
+    mean, std = np.asarray(mean, dtype), np.asarray(std, dtype)
+    if mean.shape != (x.shape[1],) or std.shape != (x.shape[1],):
+        raise ValueError(f"mean and std must have shape ({x.shape[1]},), "
+                         f"got {mean.shape} and {std.shape}")
+    out = x.astype(dtype)  # always a copy
+    out -= mean[:, None, None]
+    out /= np.where(std > 0, std, 1)[:, None, None]
+    return out
+
+
+def train_val_split(x, y, val_fraction=0.1, num_val=None, seed=0):
+    """Randomly hold out a validation set: ``(x_train, y_train, x_val, y_val)``.
+
+    ``num_val`` (a count) takes precedence over ``val_fraction``; both sides must be
+    non-empty. The split depends only on ``len(x)``, the size asked for and ``seed``.
+    """
+    _same_length(x, y)
+    n = len(x)
+    if num_val is None:
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+        num_val = int(round(n * val_fraction))
+    if not 0 < num_val < n:
+        raise ValueError(f"the validation set must hold between 1 and {n - 1} of the "
+                         f"{n} samples, got {num_val}")
+    order = np.random.default_rng(seed).permutation(n)
+    val, train = order[:num_val], order[num_val:]
+    return x[train], y[train], x[val], y[val]
+
+
+def random_crop(x, padding=4, rng=None):
+    """Zero-pad each image by ``padding`` pixels and cut it back to size at a random offset.
+
+    ``x`` ``(N, C, H, W)`` -> same shape and dtype; each image gets its own offset.
+    (Zero means zero in ``x``'s units: after normalisation that is the channel mean.)
+    """
+    x = _images(x)
+    if padding < 0:
+        raise ValueError(f"padding must be >= 0, got {padding}")
+    rng = np.random.default_rng(rng)
+    n, _, h, w = x.shape
+    padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (h, w), axis=(2, 3))
+    dy, dx = rng.integers(0, 2 * padding + 1, (2, n))
+    return windows[np.arange(n), :, dy, dx]  # (N, C, H, W): one window per image
+
+
+def random_flip(x, rng=None):
+    """Mirror each image left-right with probability 1/2: ``(N, C, H, W)`` -> same."""
+    x = _images(x)
+    flip = np.random.default_rng(rng).random(len(x)) < 0.5
+    out = x.copy()
+    out[flip] = x[flip, :, :, ::-1]
+    return out
+
+
+def augment_crop_flip(x, rng):
+    """Standard CIFAR augmentation: :func:`random_crop` (padding 4), then :func:`random_flip`."""
+    return random_flip(random_crop(x, 4, rng), rng)
+
+
+class DataLoader:
+    """Iterate over ``(x_batch, y_batch)`` minibatches, one epoch per ``iter()``.
+
+    ``x`` ``(N, ...)`` and ``y`` ``(N, ...)`` are indexed together. With ``shuffle`` each
+    epoch visits the samples in a fresh random order; every sample appears exactly once
+    per epoch (the last batch is smaller unless ``drop_last``). ``augment`` is ``False``,
+    ``True`` (:func:`augment_crop_flip`) or a function ``(x_batch, rng) -> x_batch``.
+    ``rng`` is a ``numpy.random.Generator`` or a seed; the same seed gives the same batches.
+    """
+
+    def __init__(self, x, y, batch_size, shuffle=True, augment=False, drop_last=False, rng=None):
+        _same_length(x, y)
+        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.x, self.y = x, y
+        self.batch_size = int(batch_size)
+        self.shuffle, self.drop_last = shuffle, drop_last
+        self.augment = augment_crop_flip if augment is True else augment
+        self.rng = np.random.default_rng(rng)
+
+    def __len__(self):
+        """Batches per epoch."""
+        full, rest = divmod(len(self.x), self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)
+
+    def __iter__(self):
+        n = len(self.x)
+        order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            index = order[start:start + self.batch_size]
+            xb, yb = self.x[index], self.y[index]
+            yield (self.augment(xb, self.rng) if self.augment else xb), yb
