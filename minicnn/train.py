@@ -1,0 +1,307 @@
+"""The training loop: ``fit`` a model, ``evaluate`` it, checkpoint every epoch, resume exactly.
+
+A run folder written by ``fit(..., out_dir=...)`` holds
+
+- ``history.json`` / ``history.csv``: see :class:`minicnn.history.History`;
+- ``checkpoint.npz``: everything needed to continue (model state incl. batch-norm running
+  statistics, optimizer state, the data Generator's state, the Generators of layers that
+  own one such as Dropout's ``rng``, the history and the epoch/step counters), written
+  atomically after every epoch and on Ctrl-C; RNG states are stored as JSON text in a
+  0-d string array, so the file loads without pickle;
+- ``best.npz``: the model with the best validation accuracy so far (``Sequential.save``
+  format, loadable with ``model.load``).
+
+``fit(..., resume=True)`` continues from ``checkpoint.npz`` exactly as an uninterrupted
+run would: same seed, bit-identical weights and history.
+"""
+import json
+import math
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .data import DataLoader
+from .history import History
+from .serialization import load_npz, save_npz
+
+CHECKPOINT, BEST = "checkpoint.npz", "best.npz"
+_FORMAT = "minicnn-checkpoint-1"
+
+
+class NonFiniteLossError(ValueError):
+    """The training loss became NaN or infinite; training stopped."""
+
+
+def predict(model, x, batch_size=500):
+    """Class scores (N, C) for inputs x (N, ...), computed in eval mode, batch by batch.
+
+    The model's previous mode (train or eval) is restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        return np.concatenate([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    finally:
+        model.train(was_training)
+
+
+def evaluate(model, loss_fn, x, y, batch_size=500):
+    """Mean loss and accuracy of ``model`` on ``(x, y)`` in eval mode: ``(loss, acc)`` floats."""
+    scores = predict(model, x, batch_size)
+    return loss_fn(scores, y), float(np.mean(scores.argmax(axis=1) == y))
+
+
+def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
+        schedule=None, augment=False, seed=0, out_dir=None, resume=False,
+        eval_batch_size=500, progress=True):
+    """Train ``model`` with minibatches for ``epochs`` epochs and return a :class:`History`.
+
+    Inputs:
+    - model: a network (e.g. ``Sequential``) with forward, ``backward(dout, input_grad)``,
+      train/eval, state_dict/load_state_dict and save
+    - loss_fn: e.g. ``SoftmaxCrossEntropy()``; ``loss = loss_fn(scores, y)``, ``loss_fn.backward()``
+    - optimizer: an optimizer over ``model.parameters()`` (``minicnn.optim``)
+    - train_data, val_data: ``(x, y)`` with x of shape (N, C, H, W), y of shape (N,) ints
+    - epochs: total number of epochs; a resumed run continues up to it
+    - batch_size: training minibatch size (``eval_batch_size`` for evaluation)
+    - schedule: object with ``lr_at(epoch)`` (epoch counted from 0), applied at the start
+      of every epoch; None keeps ``optimizer.lr``
+    - augment: False, True (random crop + flip) or ``f(x_batch, rng) -> x_batch``
+    - seed: int or ``SeedSequence`` for the shuffling and augmentation Generator
+    - out_dir: run folder for history, ``checkpoint.npz`` and ``best.npz``; None writes nothing
+    - resume: continue from ``out_dir/checkpoint.npz`` (ValueError if there is none)
+
+    Per epoch the history records the mean training loss and accuracy over the epoch's
+    minibatches (in train mode, as they were trained on), the validation loss and accuracy
+    (eval mode), the learning rate and the seconds taken. A NaN/inf loss raises
+    :class:`NonFiniteLossError` before the bad step is applied, leaving the last good
+    checkpoint. Ctrl-C finishes the current step, saves the history and a checkpoint that
+    resumes exactly, then raises ``KeyboardInterrupt``.
+    """
+    x_train, y_train = train_data
+    x_val, y_val = val_data
+    if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 0:
+        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+    rng = np.random.default_rng(seed)
+    loader = DataLoader(x_train, y_train, batch_size, shuffle=True, augment=augment, rng=rng)
+    history, start = History(), _Position()
+    if resume:
+        if out_dir is None:
+            raise ValueError("resume=True needs the out_dir that holds checkpoint.npz")
+        history, start = load_checkpoint(os.path.join(out_dir, CHECKPOINT), model, optimizer, rng)
+    run = _Run(model, optimizer, rng, history, out_dir)
+    model.train()
+    with _DeferredInterrupt() as interrupt:
+        try:
+            for epoch in range(start.epoch, int(epochs)):
+                if schedule is not None:
+                    optimizer.lr = schedule.lr_at(epoch)
+                part = start if epoch == start.epoch else _Position(epoch)
+                began = time.perf_counter() - part.seconds
+                with tqdm(total=len(loader), initial=part.step, desc=f"epoch {epoch + 1}/{epochs}",
+                          disable=not progress, dynamic_ncols=True) as bar:
+                    train_loss, train_acc = _train_epoch(model, loss_fn, optimizer, loader, part,
+                                                         run, interrupt, bar, began)
+                    val_loss, val_acc = evaluate(model, loss_fn, x_val, y_val, eval_batch_size)
+                    bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}",
+                                    val_acc=f"{val_acc:.3f}")
+                history.add_epoch(epoch=epoch + 1, train_loss=train_loss, train_acc=train_acc,
+                                  val_loss=val_loss, val_acc=val_acc, lr=optimizer.lr,
+                                  seconds=time.perf_counter() - began,
+                                  iterations=len(history.iteration_loss))
+                run.end_epoch(val_acc)
+                if interrupt.requested:
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            run.save_history()  # a second Ctrl-C mid-step: history only, checkpoint as it was
+            raise
+    return history
+
+
+def _train_epoch(model, loss_fn, optimizer, loader, part, run, interrupt, bar, began):
+    """Train on the minibatches of one epoch from ``part`` (a _Position) on; returns the
+    epoch's mean training loss and accuracy."""
+    if part.rng_state is None:
+        part.rng_state = loader.rng.bit_generator.state
+    loader.rng.bit_generator.state = part.rng_state  # the epoch's shuffle and augmentation
+    for step, (xb, yb) in enumerate(loader):
+        if step < part.step:
+            continue  # resuming mid-epoch: these batches were trained on already
+        if interrupt.requested:
+            part.seconds = time.perf_counter() - began
+            run.save(part)
+            raise KeyboardInterrupt
+        loss, correct = _train_step(model, loss_fn, optimizer, xb, yb)
+        if not math.isfinite(loss):
+            run.save_history()
+            raise NonFiniteLossError(
+                f"the training loss is {loss} at epoch {part.epoch + 1}, iteration {step + 1}; "
+                f"training stopped. {run.last_good()} Try a smaller learning rate.")
+        run.history.iteration_loss.append(loss)
+        part.step, part.seen = step + 1, part.seen + len(yb)
+        part.loss_sum += loss * len(yb)
+        part.correct += correct
+        bar.update(1)
+        bar.set_postfix(loss=f"{part.loss_sum / part.seen:.3f}",
+                        acc=f"{part.correct / part.seen:.3f}", refresh=False)
+    return part.loss_sum / part.seen, part.correct / part.seen
+
+
+def _train_step(model, loss_fn, optimizer, xb, yb):
+    """One forward/backward/update on a minibatch; returns (loss, number correct).
+
+    The update is skipped when the loss is not finite.
+    """
+    scores = model(xb)
+    loss = loss_fn(scores, yb)
+    if math.isfinite(loss):
+        optimizer.zero_grad()
+        model.backward(loss_fn.backward(), input_grad=False)
+        optimizer.step()
+    return loss, int(np.sum(scores.argmax(axis=1) == yb))
+
+
+class _Position:
+    """Where training stands: finished epochs, finished steps of the current epoch, the
+    data Generator's state at the start of that epoch and the epoch's running sums."""
+
+    def __init__(self, epoch=0, step=0, rng_state=None, seen=0, loss_sum=0.0, correct=0,
+                 seconds=0.0):
+        self.epoch, self.step, self.rng_state = epoch, step, rng_state
+        self.seen, self.loss_sum, self.correct, self.seconds = seen, loss_sum, correct, seconds
+
+    def to_dict(self):
+        return dict(vars(self))
+
+
+class _Run:
+    """The files of a run folder; ``out_dir=None`` makes every method do nothing."""
+
+    def __init__(self, model, optimizer, rng, history, out_dir):
+        self.model, self.optimizer, self.rng, self.history = model, optimizer, rng, history
+        self.out_dir = out_dir
+        self.best_acc = history.best_val_acc
+
+    def path(self, name):
+        return os.path.join(self.out_dir, name)
+
+    def save_history(self):
+        if self.out_dir is not None:
+            self.history.save(self.path("history.json"))
+            self.history.save_csv(self.path("history.csv"))
+
+    def save(self, position):
+        if self.out_dir is not None:
+            save_checkpoint(self.path(CHECKPOINT), self.model, self.optimizer, self.history,
+                            position)
+            self.save_history()
+
+    def end_epoch(self, val_acc):
+        if self.out_dir is not None and val_acc > self.best_acc:
+            self.model.save(self.path(BEST))
+        self.best_acc = max(self.best_acc, val_acc)
+        self.save(_Position(len(self.history), rng_state=self.rng.bit_generator.state))
+
+    def last_good(self):
+        if self.out_dir is None or not os.path.exists(self.path(CHECKPOINT)):
+            return "No checkpoint was saved."
+        return f"The last good checkpoint ({len(self.history)} epochs) is {self.path(CHECKPOINT)}."
+
+
+def layer_generators(model):
+    """The distinct numpy Generators owned by the model's layers (``layer.rng``, e.g. Dropout)."""
+    found = []
+
+    def visit(layer):
+        rng = getattr(layer, "rng", None)
+        if isinstance(rng, np.random.Generator) and not any(rng is g for g in found):
+            found.append(rng)
+        for child in getattr(layer, "layers", ()):
+            visit(child)
+
+    visit(model)
+    return found
+
+
+def save_checkpoint(path, model, optimizer, history, position):
+    """Write model, optimizer, history and RNG states to one .npz atomically.
+
+    Keys: ``model.<state key>``, ``optimizer.<state key>`` and ``meta``, a 0-d string
+    array of JSON with the counters, the history and the Generator states.
+    """
+    meta = {"format": _FORMAT, "position": position.to_dict(), "history": history.to_dict(),
+            "layer_rngs": [g.bit_generator.state for g in layer_generators(model)]}
+    arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
+    arrays.update({f"optimizer.{k}": v for k, v in optimizer.state_dict().items()})
+    arrays["meta"] = np.array(json.dumps(meta))
+    save_npz(path, arrays)
+
+
+def read_checkpoint(path):
+    """``(model_state, optimizer_state, meta)`` of a checkpoint; ValueError if it is not one."""
+    arrays = load_npz(path, "checkpoint")
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+        assert meta["format"] == _FORMAT
+    except (KeyError, ValueError, TypeError, AssertionError):
+        raise ValueError(f"{path!r} is not a minicnn training checkpoint") from None
+    split = lambda prefix: {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+    return split("model."), split("optimizer."), meta
+
+
+def load_checkpoint(path, model, optimizer=None, rng=None):
+    """Restore a checkpoint into ``model`` (and ``optimizer``, the data Generator ``rng`` and
+    the layers' Generators); returns ``(history, position)``."""
+    model_state, optimizer_state, meta = read_checkpoint(path)
+    try:
+        model.load_state_dict(model_state)
+        if optimizer is not None:
+            optimizer.load_state_dict(optimizer_state)
+    except ValueError as e:
+        raise ValueError(f"checkpoint {path!r} does not fit this model/optimizer: {e}") from None
+    generators = layer_generators(model)
+    if len(generators) != len(meta["layer_rngs"]):
+        raise ValueError(f"checkpoint {path!r} has {len(meta['layer_rngs'])} layer RNG states, "
+                         f"the model has {len(generators)} layers with a Generator")
+    for g, state in zip(generators, meta["layer_rngs"]):
+        g.bit_generator.state = state
+    position = _Position(**meta["position"])
+    if rng is not None:
+        rng.bit_generator.state = position.rng_state
+    return History.from_dict(meta["history"]), position
+
+
+def load_weights(model, path):
+    """Load weights into ``model`` from ``best.npz`` (model file) or ``checkpoint.npz``."""
+    try:
+        model.load(path)
+    except ValueError as e:
+        if "not a saved minicnn model" not in str(e):
+            raise
+        model.load_state_dict(read_checkpoint(path)[0])
+    return model
+
+
+class _DeferredInterrupt:
+    """Within the block, a first Ctrl-C only sets ``requested`` (checked between steps, so a
+    checkpoint is never taken mid-update); a second one raises KeyboardInterrupt at once.
+    Outside the main thread signals cannot be caught and Ctrl-C behaves as usual."""
+
+    def __enter__(self):
+        self.requested, self.previous = False, None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
