@@ -97,7 +97,7 @@ def filters_figure(model, path=None, fig=None):
     ax = fig.add_subplot()
     image = mosaic(tiles, cols)
     ax.imshow(np.nan_to_num(image, nan=1.0), interpolation="nearest")
-    ax.set_title(f"First-layer filters: {conv!r}", fontsize=9)
+    ax.set_title(f"First-layer filters\n{conv!r}", fontsize=8)
     ax.axis("off")
     return _finish(fig, path)
 
@@ -281,7 +281,7 @@ def confusion_figure(y_true, y_pred, class_names, path=None, fig=None):
     fig = _figure(fig, (7, 6))
     ax = fig.add_subplot()
     im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(im, ax=ax, shrink=0.8, label="fraction of true class")
+    fig.colorbar(im, ax=ax, shrink=0.6, label="fraction of true class")
     for (r, c), n in np.ndenumerate(counts):
         ax.text(c, r, str(n), ha="center", va="center", fontsize=7,
                 color="white" if rates[r, c] > 0.5 else "black")

@@ -2,6 +2,7 @@
 with the pooling layer's own backward."""
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
 from matplotlib.image import imread
 
 from minicnn import functional as F
@@ -128,3 +129,43 @@ def test_routing_figure_of_a_real_feature_map(tmp_path):
     check_png(tmp_path / "r.png", fig)
     with pytest.raises(TypeError, match="MaxPool2D"):
         viz.pool_routing(L.AvgPool2D(2), maps)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A run folder as train.py writes it: 1 epoch of three_layer_convnet on 100 images."""
+    from minicnn.losses import SoftmaxCrossEntropy
+    from minicnn.runs import build_data, build_model_for, build_optimizer, save_config
+    from minicnn.train import fit
+    run_dir = tmp_path_factory.mktemp("run")
+    config = dict(dataset="synthetic", data_dir=None, model="three_layer_convnet", epochs=1,
+                  batch_size=50, lr=1e-3, optimizer="adam", weight_decay=0.0, schedule="none",
+                  augment=False, num_train=100, num_val=40, num_test=60, dtype="float32", seed=0)
+    save_config(str(run_dir), config)
+    data = build_data(config)
+    model = build_model_for(config, len(data.classes))
+    fit(model, SoftmaxCrossEntropy(), build_optimizer(model, config), (data.x_train, data.y_train),
+        (data.x_val, data.y_val), 1, 50, out_dir=str(run_dir), progress=False)
+    return run_dir
+
+
+def test_report_of_a_run_folder(tiny_run, capsys):
+    """python -m minicnn.report RUN_DIR writes RUN_DIR/report.png via write_report."""
+    from minicnn import report
+    report.main([str(tiny_run)])
+    path = tiny_run / "report.png"
+    assert f"wrote {path}" in capsys.readouterr().out
+    pixels = imread(str(path))
+    assert pixels.shape[:2] == (report.PAGE[1] * viz.DPI, report.PAGE[0] * viz.DPI)
+    check_png(path, Figure(figsize=report.PAGE), min_colours=500)
+    with pytest.raises(SystemExit) as e:
+        report.main([str(tiny_run / "missing")])
+    assert e.value.code == 1
+
+
+def test_raw_images_undo_normalisation():
+    from minicnn.data import fit_normalizer, normalize
+    from minicnn.report import raw_images
+    x = np.random.default_rng(4).integers(0, 256, (5, 3, 4, 4), dtype=np.uint8)
+    mean, std = fit_normalizer(x)
+    np.testing.assert_array_equal(raw_images(normalize(x, mean, std), mean, std), x)
