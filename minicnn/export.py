@@ -114,7 +114,7 @@ def _is_global_avg_pool(torch, m):
 def _from_torch_module(torch, m, ties):
     """One torch module -> one minicnn layer, or a message saying why not."""
     nn = torch.nn
-    dtype = next((p.detach().numpy().dtype for p in m.parameters()), None)
+    dtype = next((p.detach().cpu().numpy().dtype for p in m.parameters()), None)
     kw = {} if dtype is None else {"dtype": dtype}
     if _is_global_avg_pool(torch, m):
         return L.GlobalAvgPool2D()

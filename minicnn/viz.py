@@ -4,9 +4,10 @@ confusion matrix and sample predictions.
 Every ``*_figure`` function returns a matplotlib ``Figure`` and, given ``path=``, also
 writes it as a PNG atomically. Figures are made with ``matplotlib.figure.Figure``
 directly, never through pyplot, so nothing needs a display (headless machines use
-the Agg renderer) and no global figure list grows. In Jupyter the returned figure
-shows itself; in a script, save it. Pass ``fig=`` (a Figure or SubFigure) to draw
-into part of a larger page, as :mod:`minicnn.report` does.
+the Agg renderer) and no global figure list grows. In a notebook with the inline
+backend (``%matplotlib inline``) a returned figure displays itself; in a script, pass
+``path=``. Pass ``fig=`` (a Figure or SubFigure) to draw into part of a larger page,
+as :mod:`minicnn.report` does.
 """
 import fractions
 
@@ -105,9 +106,9 @@ def filters_figure(model, path=None, fig=None):
 def layer_output(model, image, index):
     """Output of ``model[index]`` (eval mode) for one input ``image`` (C, H, W): (1, ...).
 
-    The model's mode and caches are left as they were.
+    The model's mode and caches are left as they were; ``index`` may be negative.
     """
-    layers = list(model)[:index + 1]
+    layers = list(model)[:range(len(model))[index] + 1]
     saved = [(layer.training, layer.cache) for layer in layers]
     x = np.asarray(image)[None]
     try:
@@ -181,8 +182,8 @@ def pool_routing(layer_or_params, x):
     x = np.asarray(x, dtype=np.float64)
     lead, (H, W) = x.shape[:-2], x.shape[-2:]
     maps = x.reshape(-1, 1, H, W)
-    out, _ = F.max_pool2d_forward(maps, pool.kernel_size, pool.stride, pool.padding, pool.ceil_mode)
-    oh, ow = out.shape[2:]
+    oh, ow = (F.pool_output_size(size, k, s, p, pool.ceil_mode) for size, k, s, p in
+              zip((H, W), pool.kernel_size, pool.stride, pool.padding))
     windows = oh * ow
     repeated = np.repeat(maps, windows, axis=0)  # (B * windows, 1, H, W)
     _, cache = F.max_pool2d_forward(repeated, pool.kernel_size, pool.stride, pool.padding,
