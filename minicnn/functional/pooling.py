@@ -4,6 +4,11 @@ Max pooling's backward follows the project's tie rule: each window's upstream
 gradient goes to its maximum, split evenly among elements that tie for it
 (``ties="split"``), or all to the first maximum in row-major order (``ties="first"``,
 PyTorch's rule). Overlapping windows accumulate.
+
+Every array keeps the memory layout of the input (a conv's output is (C, H, W, N) in
+memory, see :mod:`.conv`), so each window slice moves runs of N contiguous numbers.
+The backward passes write the gradient of the first sh x sw kernel offsets, whose
+windows tile the input without overlap, and add only the others (see :func:`_spread`).
 """
 import numpy as np
 
@@ -39,18 +44,44 @@ def _geometry(shape, kernel, stride, padding, ceil_mode):
 
 
 def _pad(x, padding, extra, fill):
-    """x: (N, C, H, W) -> padded copy filled with ``fill``, or x itself if no padding."""
+    """x: (N, C, H, W) -> padded copy filled with ``fill`` in x's memory layout, or x
+    itself if there is no padding."""
     (ph, pw), (eh, ew) = padding, extra
     if ph == pw == eh == ew == 0:
         return x
     N, C, H, W = x.shape
-    xp = np.full((N, C, H + 2 * ph + eh, W + 2 * pw + ew), fill, dtype=x.dtype)
+    xp = np.full_like(x, fill, shape=(N, C, H + 2 * ph + eh, W + 2 * pw + ew))
     xp[:, :, ph:ph + H, pw:pw + W] = x
     return xp
 
 
 def _offsets(kernel):
     return [(i, j) for i in range(kernel[0]) for j in range(kernel[1])]
+
+
+def _spread(like, kernel, stride, out_hw, put, add, write_first=True):
+    """The adjoint of taking windows: an array dxp shaped and laid out like ``like`` with
+    window(dxp, i, j) receiving the contribution of every kernel offset k = (i, j):
+    ``put(k, dst)`` writes it into dst, ``add(k, dst)`` adds it.
+
+    The windows of the offsets i < sh, j < sw hit disjoint positions that together cover
+    the top-left (sh * H') x (sw * W') block. So with ``write_first`` (and a kernel at
+    least as large as the stride) those offsets are written straight into dxp, only the
+    rest of dxp is zeroed, and only the other offsets are added: non-overlapping pooling
+    adds nothing at all. ``write_first=False`` is the plain zero-then-add reference.
+    """
+    (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_hw
+    tiled = write_first and kh >= sh and kw >= sw
+    dxp = np.empty_like(like)
+    if tiled:
+        dxp[:, :, sh * oh:] = 0
+        dxp[:, :, :sh * oh, sw * ow:] = 0
+    else:
+        dxp[...] = 0
+    for k, (i, j) in enumerate(_offsets(kernel)):
+        dst = window(dxp, i, j, oh, ow, stride)
+        (put if tiled and i < sh and j < sw else add)(k, dst)
+    return dxp
 
 
 def _crop(dxp, shape, padding):
@@ -72,9 +103,10 @@ def max_pool2d_forward(x, kernel, stride, padding=(0, 0), ceil_mode=False):
     """
     (oh, ow), extra = _geometry(x.shape, kernel, stride, padding, ceil_mode)
     xp = _pad(x, padding, extra, -np.inf)
-    out = window(xp, 0, 0, oh, ow, stride).copy(order="K")
-    for i, j in _offsets(kernel)[1:]:
-        np.maximum(out, window(xp, i, j, oh, ow, stride), out=out)
+    wins = [window(xp, i, j, oh, ow, stride) for i, j in _offsets(kernel)]
+    out = np.maximum(wins[0], wins[1]) if len(wins) > 1 else wins[0].copy(order="K")
+    for win in wins[2:]:
+        np.maximum(out, win, out=out)
     return out, (xp, out, x.shape, kernel, stride, padding)
 
 
@@ -93,22 +125,27 @@ def max_pool2d_backward(dout, cache, ties="split"):
     oh, ow = out.shape[2:]
     winners = [window(xp, i, j, oh, ow, stride) == out for i, j in _offsets(kernel)]
     if ties == "split":
-        count = np.zeros(out.shape, dtype=dout.dtype)
-        for w in winners:
+        count = winners[0].astype(dout.dtype)
+        for w in winners[1:]:
             count += w
-        share = dout / count  # every window has at least one winner
+        share = np.divide(dout, count, out=count)  # every window has at least one winner
     elif ties == "first":
-        taken = np.zeros(out.shape, dtype=bool)
-        for w in winners:
-            w &= ~taken
+        taken = winners[0].copy(order="K")
+        for w in winners[1:]:
+            np.greater(w, taken, out=w)  # a winner only if no earlier offset won
             taken |= w
         share = dout
     else:
         raise ValueError(f"max_pool2d: ties must be 'split' or 'first', got {ties!r}")
-    dxp = np.zeros(xp.shape, dtype=dout.dtype)
-    for (i, j), w in zip(_offsets(kernel), winners):
-        window(dxp, i, j, oh, ow, stride)[...] += w * share
-    return _crop(dxp, shape, padding)
+    tmp = np.empty_like(share)
+
+    def put(k, dst):
+        np.multiply(winners[k], share, out=dst)
+
+    def add(k, dst):
+        dst += np.multiply(winners[k], share, out=tmp)
+
+    return _crop(_spread(xp, kernel, stride, (oh, ow), put, add), shape, padding)
 
 
 def _window_counts(size, out, kernel, stride, padding, include_pad):
@@ -151,10 +188,15 @@ def avg_pool2d_backward(dout, cache):
     shape, padded_shape, divisor, kernel, stride, padding = cache
     oh, ow = dout.shape[2:]
     share = dout / divisor
-    dxp = np.zeros(padded_shape, dtype=dout.dtype)
-    for i, j in _offsets(kernel):
-        window(dxp, i, j, oh, ow, stride)[...] += share
-    return _crop(dxp, shape, padding)
+    like = np.empty_like(dout, shape=padded_shape)
+
+    def put(k, dst):
+        dst[...] = share
+
+    def add(k, dst):
+        dst += share
+
+    return _crop(_spread(like, kernel, stride, (oh, ow), put, add), shape, padding)
 
 
 def global_avg_pool2d_forward(x):

@@ -36,7 +36,7 @@ class Conv2D(Layer):
         rng = as_generator(seed)
         self.weight = Parameter(kaiming_normal((out_channels, in_channels, kh, kw), fan_in, rng, dtype))
         self.bias = Parameter(np.zeros(out_channels, dtype=dtype)) if bias else None
-        self._cols = None  # im2col buffer reused across calls
+        self._cols = None  # im2col band buffer, reused across calls
 
     def forward(self, x):
         self._check_input(x, 4, self.in_channels)
@@ -48,12 +48,12 @@ class Conv2D(Layer):
         b = None if self.bias is None else self.bias.data
         out, self.cache = F.conv2d_forward(x, self.weight.data, b, self.stride, self.padding,
                                            cols=self._cols)
-        self._cols = self.cache[0]
+        self._cols = self.cache[-1]
         return out
 
     def backward(self, dout, input_grad=True):
         cache = self._take_cache()
-        self.cache = None  # the backward reuses the cache's im2col buffer
+        self.cache = None  # one backward per forward; frees the cached input early
         dx, dw, db = F.conv2d_backward(self._as_param_dtype(dout), cache, input_grad)
         self.weight.accumulate(dw)
         if self.bias is not None:

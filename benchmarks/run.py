@@ -1,0 +1,567 @@
+"""Benchmark minicnn on the CPU against naive loops and, when installed, PyTorch.
+
+    python benchmarks/run.py            # the full run, a few minutes on 2 cores
+    python benchmarks/run.py --quick    # fewer repeats, one round: well under a minute
+
+Prints markdown tables: the time of each operation (forward + backward) and of a
+training step (forward, loss, backward, SGD update), with the naive-loop reference
+(run on a few images, scaled linearly to the batch), minicnn, PyTorch and their ratios;
+training throughput in images/second over one epoch of synthetic data; and the peak
+memory of a training step.
+
+How it measures:
+- Every framework runs in its own subprocess, never two at once, alternating between
+  rounds (numpy, torch, torch, numpy, ...): OpenBLAS and PyTorch both keep their
+  threads spinning for a while after work, which would slow the other side down.
+- Times are medians over ``--repeats`` calls per round, pooled over ``--rounds``
+  rounds, after two warm-up calls (so buffers a layer keeps are already allocated).
+- PyTorch uses ``torch.set_num_threads(--threads)`` (default: all cores); numpy's
+  OpenBLAS uses its default, all cores.
+- Peak memory: each (framework, model) in a fresh subprocess builds the model and the
+  batch, then runs three training steps; the figure is the growth of the process's
+  resident set (peak RSS during the steps minus RSS just before them). It counts the
+  buffers a framework keeps between steps and the memory its allocator holds on to,
+  measured the same way on both sides.
+- The background CPU use of other processes during the run is reported: the machine
+  may be shared, and other work slows both sides.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+# -- what is measured ----------------------------------------------------------------
+# name -> description. Shapes leave out the batch size B. "naive": the naive loops run
+# on that many images and channels (pooling) or filters (conv), and their time is
+# scaled linearly to B images and all channels. "torch_max": the target ratio
+# minicnn / PyTorch; "naive_min": the target speed-up over the naive loops.
+OPS = {
+    "maxpool2": dict(op="MaxPool2D 2x2/2 fwd+bwd", shape=(32, 32, 32), naive=(1, 8),
+                     naive_min=1000, torch_max=1.0),
+    "maxpool3": dict(op="MaxPool2D 3x3/2 fwd+bwd", shape=(32, 32, 32), naive=(1, 8),
+                     naive_min=1000, torch_max=1.3),
+    "conv7": dict(op="Conv2D 7x7 3->32 pad 3 fwd+bwd (no dx)", shape=(3, 32, 32), filters=32,
+                  naive=(1, 4), torch_max=1.5),
+    "conv3": dict(op="Conv2D 3x3 32->64 pad 1 fwd+bwd", shape=(32, 16, 16), filters=64,
+                  naive=(1, 4), torch_max=1.5),
+    "relu": dict(op="ReLU fwd+bwd", shape=(32, 32, 32)),
+}
+STEPS = {
+    "three_layer_convnet": dict(
+        op="train step: three_layer_convnet", torch_max=1.3,
+        about="conv7x7 3->32 pad 3, ReLU, maxpool 2, linear 8192->100, ReLU, linear 10"),
+    "vgg_style": dict(
+        op="train step: VGG-style", torch_max=1.6,
+        about="conv3x3 3->32, ReLU, conv3x3 32->32, ReLU, maxpool 2, conv3x3 32->64, ReLU, "
+              "maxpool 2, linear 4096->10"),
+    "vgg_small": dict(
+        op="train step: vgg_small", torch_max=None,
+        about="minicnn.models.vgg_small: 3 stages of 2x[conv3x3-BN-ReLU] + maxpool, "
+              "global avg pool, linear"),
+}
+MEMORY_MAX = 1.5
+LR = 0.01
+
+
+def build_model(name, seed=0):
+    """A minicnn Sequential for one of STEPS; the ready-made ones from minicnn.models."""
+    from minicnn import layers as L
+    from minicnn.models import Sequential
+    try:
+        from minicnn.models import three_layer_convnet, vgg_small
+    except ImportError:  # the model zoo is optional here
+        three_layer_convnet = vgg_small = None
+    rng = np.random.default_rng(seed)
+    if name == "three_layer_convnet" and three_layer_convnet is not None:
+        return three_layer_convnet(seed=rng)
+    if name == "three_layer_convnet":
+        return Sequential(L.Conv2D(3, 32, 7, padding=3, seed=rng), L.ReLU(), L.MaxPool2D(2),
+                          L.Flatten(), L.Linear(32 * 16 * 16, 100, seed=rng), L.ReLU(),
+                          L.Linear(100, 10, seed=rng))
+    if name == "vgg_style":
+        return Sequential(L.Conv2D(3, 32, 3, padding=1, seed=rng), L.ReLU(),
+                          L.Conv2D(32, 32, 3, padding=1, seed=rng), L.ReLU(), L.MaxPool2D(2),
+                          L.Conv2D(32, 64, 3, padding=1, seed=rng), L.ReLU(), L.MaxPool2D(2),
+                          L.Flatten(), L.Linear(64 * 8 * 8, 10, seed=rng))
+    if name == "vgg_small" and vgg_small is not None:
+        return vgg_small(seed=rng)
+    raise ValueError(f"model {name!r} is not available")
+
+
+def available_steps():
+    names = []
+    for name in STEPS:
+        try:
+            build_model(name)
+            names.append(name)
+        except ValueError:
+            pass
+    return names
+
+
+def op_shapes(name, B):
+    """The input shape of an operation case for batch size B."""
+    return (B,) + OPS[name]["shape"]
+
+
+# -- timing --------------------------------------------------------------------------
+def time_calls(fn, repeats, warmup=2):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def batch(B, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((B, 3, 32, 32), dtype=np.float32),
+            rng.integers(0, 10, size=B))
+
+
+# -- minicnn (numpy) ---------------------------------------------------------------------
+def numpy_op(name, B):
+    from minicnn import layers as L
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(op_shapes(name, B), dtype=np.float32)
+    if name.startswith("maxpool"):
+        k = int(name[-1])
+        layer, ig = L.MaxPool2D(k, 2), None
+    elif name == "conv7":
+        layer, ig = L.Conv2D(3, 32, 7, padding=3, seed=0), False
+    elif name == "conv3":
+        layer, ig = L.Conv2D(32, 64, 3, padding=1, seed=0), True
+    else:
+        layer, ig = L.ReLU(), None
+    g = rng.standard_normal(layer.forward(x).shape, dtype=np.float32)
+    kwargs = {} if ig is None else {"input_grad": ig}
+
+    def run():
+        layer.forward(x)
+        layer.backward(g, **kwargs)
+    return run
+
+
+def numpy_step(name, B):
+    from minicnn.losses import SoftmaxCrossEntropy
+    from minicnn.optim import SGD
+    model, (x, y) = build_model(name), batch(B)
+    loss_fn, opt = SoftmaxCrossEntropy(), SGD(model.parameters(), lr=LR)
+
+    def step(x=x, y=y):
+        model.zero_grad()
+        loss = loss_fn(model.forward(x), y)
+        model.backward(loss_fn.backward(), input_grad=False)
+        opt.step()
+        return loss
+    return step
+
+
+# -- PyTorch -------------------------------------------------------------------------
+def torch_op(name, B):
+    import torch
+    import torch.nn.functional as TF
+    torch.manual_seed(1)
+    shape = op_shapes(name, B)
+    if name.startswith("maxpool"):
+        k = int(name[-1])
+        x = torch.randn(shape, requires_grad=True)
+        f = lambda: TF.max_pool2d(x, k, 2)
+    elif name.startswith("conv"):
+        cin, cout, k, p, ig = (3, 32, 7, 3, False) if name == "conv7" else (32, 64, 3, 1, True)
+        conv = torch.nn.Conv2d(cin, cout, k, padding=p)
+        x = torch.randn(shape, requires_grad=ig)
+
+        def f():
+            conv.zero_grad(set_to_none=True)
+            return conv(x)
+    else:
+        x = torch.randn(shape, requires_grad=True)
+        f = lambda: torch.relu(x)
+    g = torch.randn(f().shape)
+
+    def run():
+        x.grad = None
+        f().backward(g)
+    return run
+
+
+def torch_step(name, B):
+    import torch
+    from minicnn.export import to_torch
+    model = to_torch(build_model(name)).train()
+    x, y = batch(B)
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step(x=x, y=y):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def epoch_run(step, B, n_images, seed=0):
+    """Time one epoch over n_images synthetic images: shuffle, slice batches, train."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_images, 3, 32, 32), dtype=np.float32)
+    Y = rng.integers(0, 10, size=n_images)
+
+    def epoch():
+        order = rng.permutation(n_images)
+        for i in range(0, n_images - B + 1, B):
+            idx = order[i:i + B]
+            step(*convert(X[idx], Y[idx]))
+    return epoch
+
+
+convert = None  # set by the worker: numpy arrays -> the framework's batch
+
+
+# -- workers (each run in its own subprocess) ---------------------------------------
+def worker(args):
+    global convert
+    fw = args.worker
+    out = {"times": {}, "info": {}}
+    if fw == "torch":
+        import torch
+        torch.set_num_threads(args.threads)
+        out["info"] = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                       "mkldnn": bool(torch.backends.mkldnn.is_available())}
+        make_op, make_step = torch_op, torch_step
+        convert = lambda x, y: (torch.from_numpy(x), torch.from_numpy(y))
+    else:
+        make_op, make_step = numpy_op, numpy_step
+        convert = lambda x, y: (x, y)
+    if args.mode == "ops":
+        for name in args.cases.split(","):
+            if name in OPS:
+                fn = make_op(name, args.batch_size)
+                out["times"][name] = time_calls(fn, args.repeats)
+            else:
+                fn = make_step(name, args.batch_size)
+                out["times"][name] = time_calls(fn, args.repeats)
+                if args.epoch_images:
+                    ep = epoch_run(fn, args.batch_size, args.epoch_images)
+                    out["times"]["epoch:" + name] = time_calls(ep, 1, warmup=0)
+                del fn
+    elif args.mode == "memory":
+        fn = make_step(args.cases, args.batch_size)
+        out["memory"] = measure_step_memory(fn)
+    print(json.dumps(out))
+
+
+def naive_worker(args):
+    """Time the naive loops on a few images and channels/filters, scaled to the batch."""
+    import naive
+    out = {"times": {}}
+    for name in args.cases.split(","):
+        spec = OPS[name]
+        images, part = spec["naive"]
+        images = min(images, args.batch_size)
+        rng = np.random.default_rng(1)
+        if name.startswith("maxpool"):
+            C = spec["shape"][0]
+            x = rng.standard_normal((images, part) + spec["shape"][1:], dtype=np.float32)
+            param = {"pool_height": int(name[-1]), "pool_width": int(name[-1]), "stride": 2}
+
+            def fn():
+                o, cache = naive.max_pool_forward_naive(x, param)
+                naive.max_pool_backward_naive(np.ones_like(o), cache)
+            scale = args.batch_size / images * C / part
+        else:
+            cin, cout, k, p = (3, 32, 7, 3) if name == "conv7" else (32, 64, 3, 1)
+            x = rng.standard_normal((images,) + spec["shape"], dtype=np.float32)
+            w = rng.standard_normal((part, cin, k, k), dtype=np.float32)
+            b = np.zeros(part, dtype=np.float32)
+
+            def fn():
+                o, cache = naive.conv_forward_naive(x, w, b, {"stride": 1, "pad": p})
+                naive.conv_backward_naive(np.ones_like(o), cache)
+            scale = args.batch_size / images * cout / part
+        out["times"][name] = [time_calls(fn, 1, warmup=0)[0] * scale]
+    print(json.dumps(out))
+
+
+def rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss_bytes():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def measure_step_memory(step, steps=3):
+    """Peak RSS growth over ``steps`` training steps, from the RSS just before them.
+
+    Resets the kernel's peak-RSS mark first (``/proc/self/clear_refs`` = 5) so that
+    allocations made while setting up do not hide the step's own; where that is not
+    possible, falls back to ru_maxrss and says so.
+    """
+    import gc
+    gc.collect()
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        method = "VmHWM after clear_refs"
+    except OSError:
+        method = "ru_maxrss"
+    before = rss_bytes()
+    if method == "ru_maxrss" and peak_rss_bytes() > before:
+        method = "ru_maxrss (setup peak may hide part of the step)"
+    for _ in range(steps):
+        step()
+    return {"peak_bytes": peak_rss_bytes() - before, "method": method}
+
+
+def run_worker(kind, mode, cases, args, repeats=None):
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--mode", mode,
+           "--cases", cases, "--batch-size", str(args.batch_size),
+           "--repeats", str(repeats or args.repeats), "--threads", str(args.threads),
+           "--epoch-images", str(args.epoch_images)]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [ROOT, HERE] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        raise RuntimeError(f"worker {kind}/{mode} failed:\n{res.stderr}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+# -- the machine -----------------------------------------------------------------------
+def cpu_busy_seconds():
+    """Seconds of CPU time all processes used, from /proc/stat (None elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds():
+    r = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in r)
+
+
+def machine_info():
+    info = {"python": platform.python_version(), "numpy": np.__version__,
+            "cores": os.cpu_count()}
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+    except OSError:
+        info["cpu"] = platform.processor() or "unknown"
+    try:
+        from threadpoolctl import threadpool_info
+        blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+        info["blas"] = ", ".join(f"{p['internal_api']} {p['version']} ({p['architecture']} "
+                                 f"kernel, {p['num_threads']} threads)" for p in blas)
+    except ImportError:
+        try:
+            cfg = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+            info["blas"] = f"{cfg['name']} {cfg['version']}"
+        except Exception:
+            info["blas"] = "unknown"
+    info["env"] = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+                                              "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+                   if k in os.environ}
+    return info
+
+
+def have_torch():
+    try:
+        import importlib.util
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+# -- the report ----------------------------------------------------------------------
+def fmt_time(t):
+    if t is None:
+        return "—"
+    if t >= 1:
+        return f"{t:.2f} s"
+    return f"{t * 1e3:.1f} ms" if t >= 1e-3 else f"{t * 1e6:.0f} µs"
+
+
+def verdict(value, limit, higher_is_better=False):
+    if value is None or limit is None:
+        return ""
+    ok = value >= limit if higher_is_better else value <= limit
+    return "met" if ok else "**missed**"
+
+
+def median(ts):
+    return float(np.median(ts)) if ts else None
+
+
+def report(results, naive, memory, info, args, other_load, wall):
+    B = args.batch_size
+    np_t, th_t = results["numpy"], results.get("torch", {})
+    lines = [f"Batch {B}, float32; medians of {args.repeats} calls x {args.rounds} round(s). "
+             f"Ran {wall:.0f} s; other processes used {other_load:.0%} of the CPU meanwhile.",
+             "",
+             "| operation | input | naive loops | minicnn | PyTorch | naive / minicnn "
+             "| minicnn / PyTorch | target |",
+             "|---|---|---|---|---|---|---|---|"]
+    rows = [(n, OPS[n]["op"], str((B,) + OPS[n]["shape"])) for n in OPS]
+    rows += [(n, STEPS[n]["op"], str((B, 3, 32, 32))) for n in STEPS if n in np_t]
+    summary = []
+    for name, op, shape in rows:
+        spec = OPS.get(name) or STEPS[name]
+        m, t, nv = median(np_t.get(name)), median(th_t.get(name)), median(naive.get(name))
+        speed = nv / m if nv and m else None
+        ratio = m / t if m and t else None
+        target = []
+        if spec.get("naive_min"):
+            target.append(f"≥ {spec['naive_min']}x naive: {verdict(speed, spec['naive_min'], True)}")
+            summary.append((op, "naive / minicnn", speed, f"≥ {spec['naive_min']}",
+                            verdict(speed, spec["naive_min"], True)))
+        if spec.get("torch_max"):
+            target.append(f"≤ {spec['torch_max']}x torch: {verdict(ratio, spec['torch_max'])}")
+            summary.append((op, "minicnn / PyTorch", ratio, f"≤ {spec['torch_max']}",
+                            verdict(ratio, spec["torch_max"])))
+        lines.append(f"| {op} | {shape} | {fmt_time(nv)} | {fmt_time(m)} | {fmt_time(t)} | "
+                     f"{f'{speed:,.0f}x' if speed else '—'} | "
+                     f"{f'{ratio:.2f}' if ratio else '—'} | {'; '.join(target)} |")
+    if args.epoch_images:
+        lines += ["", f"Training throughput, one epoch of {args.epoch_images} synthetic "
+                      f"images (shuffle, batch slicing, step), batch {B}:", "",
+                  "| model | minicnn images/s | PyTorch images/s | PyTorch / minicnn |",
+                  "|---|---|---|---|"]
+        n_img = args.epoch_images - args.epoch_images % B
+        for name in STEPS:
+            m, t = median(np_t.get("epoch:" + name)), median(th_t.get("epoch:" + name))
+            if m is None:
+                continue
+            mi, ti = n_img / m, (n_img / t if t else None)
+            lines.append(f"| {name} | {mi:,.0f} | {f'{ti:,.0f}' if ti else '—'} | "
+                         f"{f'{ti / mi:.2f}' if ti else '—'} |")
+    if memory:
+        lines += ["", "Peak memory of a training step (growth of the resident set over three "
+                      "steps, each framework in a fresh process):", "",
+                  "| model | minicnn | PyTorch | minicnn / PyTorch | target |",
+                  "|---|---|---|---|---|"]
+        for name in STEPS:
+            if name not in memory.get("numpy", {}):
+                continue
+            m = memory["numpy"][name]["peak_bytes"]
+            t = memory.get("torch", {}).get(name, {}).get("peak_bytes")
+            ratio = m / t if t else None
+            v = verdict(ratio, MEMORY_MAX) if name != "vgg_small" else ""
+            lines.append(f"| {name} | {m / 2**20:.0f} MiB | "
+                         f"{f'{t / 2**20:.0f} MiB' if t else '—'} | "
+                         f"{f'{ratio:.2f}' if ratio else '—'} | "
+                         f"{f'≤ {MEMORY_MAX}: {v}' if v else ''} |")
+            if v:
+                summary.append((f"peak memory: {name}", "minicnn / PyTorch", ratio,
+                                f"≤ {MEMORY_MAX}", v))
+    tinfo = results.get("torch_info")
+    lines += ["", f"Machine: {info.get('cpu', '?')}, {info['cores']} cores; Python "
+                  f"{info['python']}, numpy {info['numpy']}, BLAS {info.get('blas', '?')}"
+                  + (f"; torch {tinfo['torch']} ({tinfo['threads']} threads, mkldnn "
+                     f"{'on' if tinfo['mkldnn'] else 'off'})" if tinfo else "; torch not installed")
+                  + (f"; environment {info['env']}" if info["env"] else "") + "."]
+    return "\n".join(lines), summary
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="3 repeats, 1 round, short epochs: well under a minute")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=None, help="timed calls per round (default 10; quick 3)")
+    p.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 3; quick 1)")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch threads")
+    p.add_argument("--epoch-images", type=int, default=None,
+                   help="images in the throughput epoch (default 8 batches; quick 2; 0 skips)")
+    p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
+    p.add_argument("--no-naive", action="store_true", help="skip the naive loop references")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    p.add_argument("--only", default=None, help="comma-separated case names (default: all)")
+    p.add_argument("--output", default=None, help="also write the report to this file")
+    # internal: the subprocess workers
+    p.add_argument("--worker", choices=["numpy", "torch", "naive"], help=argparse.SUPPRESS)
+    p.add_argument("--mode", default="ops", help=argparse.SUPPRESS)
+    p.add_argument("--cases", default="", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = 3 if args.quick else 10
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 3
+    if args.epoch_images is None:
+        args.epoch_images = args.batch_size * (2 if args.quick else 8)
+
+    if args.worker == "naive":
+        return naive_worker(args)
+    if args.worker:
+        return worker(args)
+
+    t0, busy0, own0 = time.perf_counter(), cpu_busy_seconds(), own_cpu_seconds()
+    cases = list(OPS) + available_steps()
+    if args.only:
+        cases = [c for c in cases if c in args.only.split(",")]
+    frameworks = ["numpy"] + ([] if args.no_torch or not have_torch() else ["torch"])
+    results = {fw: {} for fw in frameworks}
+    for r in range(args.rounds):
+        order = frameworks if r % 2 == 0 else frameworks[::-1]
+        for fw in order:
+            print(f"round {r + 1}/{args.rounds}: {fw} ...", file=sys.stderr, flush=True)
+            res = run_worker(fw, "ops", ",".join(cases), args)
+            for name, ts in res["times"].items():
+                results[fw].setdefault(name, []).extend(ts)
+            if fw == "torch":
+                results["torch_info"] = res["info"]
+    naive = {}
+    naive_cases = [c for c in cases if c in OPS and "naive" in OPS[c]]
+    if not args.no_naive and naive_cases:
+        print("naive loops ...", file=sys.stderr, flush=True)
+        naive = run_worker("naive", "ops", ",".join(naive_cases), args)["times"]
+    memory = {}
+    if not args.no_memory:
+        for name in [c for c in cases if c in STEPS]:
+            for fw in frameworks:
+                print(f"memory: {fw} {name} ...", file=sys.stderr, flush=True)
+                res = run_worker(fw, "memory", name, args)
+                memory.setdefault(fw, {})[name] = res["memory"]
+    wall = time.perf_counter() - t0
+    other = None
+    if busy0 is not None:
+        used = cpu_busy_seconds() - busy0 - (own_cpu_seconds() - own0)
+        other = max(0.0, used / (wall * os.cpu_count()))
+    text, summary = report(results, naive, memory, machine_info(), args, other or 0.0, wall)
+    print(text)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

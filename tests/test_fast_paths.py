@@ -1,0 +1,350 @@
+"""The fast paths of the conv and pooling kernels against their general paths and
+against naive loops, in float64 (exact to round-off), with ties and overlapping windows.
+
+Fast paths under test:
+- conv: im2col / col2im one band of output rows at a time (``BAND_BYTES``), padding
+  never materialised, the batch axis last in memory;
+- pooling backward: the first sh x sw kernel offsets written instead of added
+  (``_spread(write_first=True)``), which for non-overlapping pooling adds nothing;
+- every kernel on inputs of any memory layout (C-contiguous, a conv's (C, H, W, N)
+  output, (C, N, H, W), strided slices), keeping float32 as float32.
+"""
+import functools
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from minicnn import functional as F
+from minicnn.functional import conv as conv_mod
+from minicnn.functional import pooling as pool_mod
+from minicnn.layers import Conv2D, MaxPool2D, ReLU
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# -- naive loop references (float64) ------------------------------------------------------
+def naive_conv(x, w, b, stride, pad):
+    N, C, H, W = x.shape
+    Fo, _, kh, kw = w.shape
+    (sh, sw), (ph, pw) = stride, pad
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    oh, ow = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    out = np.zeros((N, Fo, oh, ow))
+    for n in range(N):
+        for f in range(Fo):
+            for i in range(oh):
+                for j in range(ow):
+                    out[n, f, i, j] = np.sum(xp[n, :, i * sh:i * sh + kh, j * sw:j * sw + kw] * w[f]) + b[f]
+    return out
+
+
+def naive_conv_backward(dout, x, w, stride, pad):
+    N, C, H, W = x.shape
+    Fo, _, kh, kw = w.shape
+    (sh, sw), (ph, pw) = stride, pad
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    dxp, dw = np.zeros_like(xp), np.zeros_like(w)
+    for n in range(N):
+        for f in range(Fo):
+            for i in range(dout.shape[2]):
+                for j in range(dout.shape[3]):
+                    d = dout[n, f, i, j]
+                    dw[f] += xp[n, :, i * sh:i * sh + kh, j * sw:j * sw + kw] * d
+                    dxp[n, :, i * sh:i * sh + kh, j * sw:j * sw + kw] += w[f] * d
+    return dxp[:, :, ph:ph + H, pw:pw + W], dw, dout.sum(axis=(0, 2, 3))
+
+
+def naive_max_pool(x, kernel, stride, padding, out_hw, ties):
+    """Max pooling by loops: returns (out, backward) with backward(dout) -> dx.
+
+    Padding is -inf; each window's gradient goes to its maxima, split evenly ("split")
+    or all to the first in row-major order ("first"); overlapping windows add up.
+    """
+    N, C, H, W = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (oh, ow) = kernel, stride, padding, out_hw
+    Hp, Wp = max(H + 2 * ph, (oh - 1) * sh + kh), max(W + 2 * pw, (ow - 1) * sw + kw)
+    xp = np.full((N, C, Hp, Wp), -np.inf)
+    xp[:, :, ph:ph + H, pw:pw + W] = x
+    out = np.zeros((N, C, oh, ow))
+    masks = {}
+    for n in range(N):
+        for c in range(C):
+            for i in range(oh):
+                for j in range(ow):
+                    region = xp[n, c, i * sh:i * sh + kh, j * sw:j * sw + kw]
+                    out[n, c, i, j] = region.max()
+                    m = (region == region.max()).astype(float)
+                    if ties == "first":
+                        first = np.argmax(m)  # row-major
+                        m = np.zeros_like(m)
+                        m.flat[first] = 1.0
+                    masks[n, c, i, j] = m / m.sum()
+
+    def backward(dout):
+        dxp = np.zeros_like(xp)
+        for (n, c, i, j), m in masks.items():
+            dxp[n, c, i * sh:i * sh + kh, j * sw:j * sw + kw] += m * dout[n, c, i, j]
+        return dxp[:, :, ph:ph + H, pw:pw + W]
+    return out, backward
+
+
+def naive_avg_pool_backward(dout, shape, kernel, stride, padding, divisor):
+    N, C, H, W = shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    oh, ow = dout.shape[2:]
+    Hp, Wp = max(H + 2 * ph, (oh - 1) * sh + kh), max(W + 2 * pw, (ow - 1) * sw + kw)
+    dxp = np.zeros((N, C, Hp, Wp))
+    for i in range(oh):
+        for j in range(ow):
+            dxp[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw] += (
+                dout[:, :, i, j] / divisor[i, j])[:, :, None, None]
+    return dxp[:, :, ph:ph + H, pw:pw + W]
+
+
+# -- memory layouts ------------------------------------------------------------------
+def in_layout(a, layout):
+    """The same (N, C, H, W) values stored in another memory order."""
+    if layout == "nchw":
+        return np.ascontiguousarray(a)
+    if layout == "chwn":  # what minicnn's conv and pooling layers hand out
+        return np.ascontiguousarray(a.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+    if layout == "cnhw":
+        return np.ascontiguousarray(a.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    if layout == "strided":  # a non-contiguous slice
+        big = np.zeros(a.shape[:3] + (2 * a.shape[3],), a.dtype)
+        big[..., ::2] = a
+        return big[..., ::2]
+    raise ValueError(layout)
+
+
+LAYOUTS = ["nchw", "chwn", "cnhw", "strided"]
+
+CONV_CASES = [  # (N, C, H, W), F, kernel, stride, padding
+    ((2, 3, 7, 6), 4, (3, 3), (1, 1), (1, 1)),
+    ((3, 2, 9, 8), 3, (3, 2), (2, 1), (1, 0)),
+    ((2, 1, 5, 5), 2, (5, 5), (2, 2), (2, 2)),
+    ((2, 2, 6, 7), 3, (1, 1), (3, 2), (0, 0)),
+    ((2, 2, 4, 4), 3, (3, 3), (1, 1), (2, 2)),  # windows entirely in the padding
+    ((2, 3, 11, 10), 4, (7, 7), (1, 1), (3, 3)),
+    ((1, 2, 8, 8), 2, (2, 2), (2, 2), (0, 0)),
+]
+
+
+# -- conv ------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape, Fo, kernel, stride, padding", CONV_CASES)
+@pytest.mark.parametrize("band_bytes", [1, 2000, 1 << 40])  # one row per band .. one band
+def test_conv_bands_match_naive_loops(monkeypatch, shape, Fo, kernel, stride, padding, band_bytes):
+    monkeypatch.setattr(conv_mod, "BAND_BYTES", band_bytes)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((Fo, shape[1]) + kernel)
+    b = rng.standard_normal(Fo)
+    out, cache = F.conv2d_forward(x, w, b, stride, padding)
+    np.testing.assert_allclose(out, naive_conv(x, w, b, stride, padding), rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = F.conv2d_backward(dout, cache)
+    ndx, ndw, ndb = naive_conv_backward(dout, x, w, stride, padding)
+    for got, want in ((dx, ndx), (dw, ndw), (db, ndb)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape, Fo, kernel, stride, padding", CONV_CASES[:3])
+def test_conv_one_band_equals_many(monkeypatch, shape, Fo, kernel, stride, padding):
+    """The banded path (many small bands) against the general one (one band)."""
+    rng = np.random.default_rng(1)
+    x, w, b = rng.standard_normal(shape), rng.standard_normal((Fo, shape[1]) + kernel), None
+    results = []
+    for band_bytes in (1 << 40, 1):
+        monkeypatch.setattr(conv_mod, "BAND_BYTES", band_bytes)
+        out, cache = F.conv2d_forward(x, w, b, stride, padding)
+        results.append((out,) + F.conv2d_backward(np.cos(out), cache)[:2])
+    for one, many in zip(*results):
+        np.testing.assert_allclose(many, one, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_conv_any_input_layout(layout):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 2, 6, 5))
+    w, b = rng.standard_normal((4, 2, 3, 3)), rng.standard_normal(4)
+    ref_out, ref_cache = F.conv2d_forward(x, w, b, (1, 1), (1, 1))
+    dout = rng.standard_normal(ref_out.shape)
+    ref = F.conv2d_backward(dout, ref_cache)
+    out, cache = F.conv2d_forward(in_layout(x, layout), w, b, (1, 1), (1, 1))
+    np.testing.assert_allclose(out, ref_out, rtol=1e-13, atol=1e-13)
+    for got, want in zip(F.conv2d_backward(in_layout(dout, layout), cache), ref):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+
+
+def test_im2col_col2im_are_adjoint():
+    """<im2col(x), c> == <x, col2im(c)> for random x and c, over several bands."""
+    rng = np.random.default_rng(3)
+    C, H, W, N, kernel, stride, padding = 2, 7, 6, 3, (3, 2), (2, 1), (1, 1)
+    oh = F.conv_output_size(H, 3, 2, 1)
+    ow = F.conv_output_size(W, 2, 1, 1)
+    x = rng.standard_normal((C, H, W, N))
+    lhs = rhs = 0.0
+    for rows in ((0, 2), (2, oh)):
+        cols = F.im2col(x, kernel, stride, padding, (oh, ow), rows)
+        c = rng.standard_normal(cols.shape)
+        lhs += np.sum(cols * c)
+        rhs += np.sum(x * F.col2im(c, np.zeros_like(x), stride, padding, rows[0]))
+    assert lhs == pytest.approx(rhs, rel=1e-12)
+
+
+def test_conv_layer_reuses_its_band_buffer_across_batch_sizes():
+    rng = np.random.default_rng(4)
+    layer = Conv2D(2, 3, 3, padding=1, seed=0, dtype=np.float64)
+    w, b = layer.weight.data, layer.bias.data
+    for N in (4, 2, 5):
+        x = rng.standard_normal((N, 2, 6, 6))
+        out = layer(x)
+        np.testing.assert_allclose(out, naive_conv(x, w, b, (1, 1), (1, 1)), rtol=1e-12, atol=1e-12)
+        dout = rng.standard_normal(out.shape)
+        layer.zero_grad()
+        dx = layer.backward(dout)
+        ndx, ndw, _ = naive_conv_backward(dout, x, w, (1, 1), (1, 1))
+        np.testing.assert_allclose(dx, ndx, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(layer.weight.grad, ndw, rtol=1e-12, atol=1e-12)
+
+
+# -- max pooling -----------------------------------------------------------------------
+POOL_CASES = [  # kernel, stride, padding, ceil_mode
+    ((2, 2), (2, 2), (0, 0), False),  # non-overlapping: writes only
+    ((3, 3), (2, 2), (0, 0), False),  # overlapping: write 2x2 offsets, add the rest
+    ((3, 3), (2, 2), (1, 1), True),
+    ((2, 3), (1, 2), (1, 1), False),
+    ((3, 3), (1, 1), (1, 1), False),
+    ((1, 1), (2, 2), (0, 0), False),  # kernel smaller than the stride: zero-then-add
+    ((2, 2), (3, 3), (1, 0), True),
+    ((3, 2), (3, 2), (0, 0), True),
+]
+
+
+def integer_maps(rng, shape):
+    """Small integers: many ties, inside a window and across overlapping windows."""
+    return rng.integers(0, 3, size=shape).astype(np.float64)
+
+
+@pytest.mark.parametrize("kernel, stride, padding, ceil_mode", POOL_CASES)
+@pytest.mark.parametrize("ties", ["split", "first"])
+@pytest.mark.parametrize("write_first", [True, False])
+def test_max_pool_matches_naive_loops(monkeypatch, kernel, stride, padding, ceil_mode, ties,
+                                      write_first):
+    monkeypatch.setattr(pool_mod, "_spread",
+                        functools.partial(pool_mod._spread, write_first=write_first))
+    rng = np.random.default_rng(5)
+    x = integer_maps(rng, (2, 3, 7, 8))
+    out, cache = F.max_pool2d_forward(x, kernel, stride, padding, ceil_mode)
+    ref_out, ref_backward = naive_max_pool(x, kernel, stride, padding, out.shape[2:], ties)
+    np.testing.assert_array_equal(out, ref_out)
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_allclose(F.max_pool2d_backward(dout, cache, ties), ref_backward(dout),
+                               rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("kernel, stride, padding, ceil_mode", POOL_CASES)
+@pytest.mark.parametrize("ties", ["split", "first"])
+def test_max_pool_write_first_equals_zero_then_add(kernel, stride, padding, ceil_mode, ties):
+    """The fast path against the general one, through _spread directly."""
+    rng = np.random.default_rng(6)
+    x = integer_maps(rng, (3, 2, 9, 7))
+    out, cache = F.max_pool2d_forward(x, kernel, stride, padding, ceil_mode)
+    dout = rng.standard_normal(out.shape)
+    fast = F.max_pool2d_backward(dout, cache, ties)
+    original = pool_mod._spread
+    try:
+        pool_mod._spread = functools.partial(original, write_first=False)
+        general = F.max_pool2d_backward(dout, cache, ties)
+    finally:
+        pool_mod._spread = original
+    np.testing.assert_allclose(fast, general, rtol=1e-14, atol=1e-14)
+
+
+def test_max_pool_tie_split_exact_values():
+    """A window of four equal values gives each a quarter; overlapping windows add up."""
+    x = np.zeros((1, 1, 3, 3))
+    out, cache = F.max_pool2d_forward(x, (2, 2), (1, 1))
+    dx = F.max_pool2d_backward(np.ones_like(out), cache, "split")
+    np.testing.assert_array_equal(dx[0, 0], [[0.25, 0.5, 0.25], [0.5, 1.0, 0.5], [0.25, 0.5, 0.25]])
+    dx = F.max_pool2d_backward(np.ones_like(out), cache, "first")
+    np.testing.assert_array_equal(dx[0, 0], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("kernel, stride", [((2, 2), (2, 2)), ((3, 3), (2, 2))])
+def test_max_pool_any_layout(layout, kernel, stride):
+    rng = np.random.default_rng(7)
+    x = integer_maps(rng, (3, 4, 8, 8))
+    ref_out, ref_cache = F.max_pool2d_forward(x, kernel, stride)
+    dout = rng.standard_normal(ref_out.shape)
+    ref = F.max_pool2d_backward(dout, ref_cache)
+    out, cache = F.max_pool2d_forward(in_layout(x, layout), kernel, stride)
+    np.testing.assert_array_equal(out, ref_out)
+    for dlayout in LAYOUTS:
+        np.testing.assert_allclose(F.max_pool2d_backward(in_layout(dout, dlayout), cache), ref,
+                                   rtol=1e-14, atol=1e-14)
+
+
+# -- average pooling -------------------------------------------------------------------
+@pytest.mark.parametrize("kernel, stride, padding, ceil_mode", POOL_CASES)
+@pytest.mark.parametrize("count_include_pad", [True, False])
+def test_avg_pool_backward_matches_naive_loops(kernel, stride, padding, ceil_mode,
+                                               count_include_pad):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 2, 7, 8))
+    out, cache = F.avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad)
+    dout = rng.standard_normal(out.shape)
+    divisor = cache[2]
+    want = naive_avg_pool_backward(dout, x.shape, kernel, stride, padding, divisor)
+    np.testing.assert_allclose(F.avg_pool2d_backward(dout, cache), want, rtol=1e-13, atol=1e-13)
+
+
+# -- float32 stays float32 ---------------------------------------------------------------
+def test_kernels_keep_float32():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    b = np.zeros(4, np.float32)
+    out, cache = F.conv2d_forward(x, w, b, (1, 1), (1, 1))
+    assert out.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in F.conv2d_backward(np.ones_like(out), cache))
+    for ties in ("split", "first"):
+        out, cache = F.max_pool2d_forward(x, (3, 3), (2, 2), (1, 1), True)
+        assert out.dtype == np.float32
+        assert F.max_pool2d_backward(np.ones_like(out), cache, ties).dtype == np.float32
+    out, cache = F.avg_pool2d_forward(x, (3, 3), (2, 2), (1, 1))
+    assert out.dtype == F.avg_pool2d_backward(np.ones_like(out), cache).dtype == np.float32
+    out, cache = F.relu_forward(x)
+    assert out.dtype == F.relu_backward(np.ones_like(out), cache).dtype == np.float32
+
+
+def test_layers_hand_out_batch_last_layout_and_take_any():
+    """A conv's output is a view of (F, H', W', N) memory and pooling/ReLU keep that
+    layout, so the next conv reads it without a copy; a plain NCHW input works too."""
+    rng = np.random.default_rng(10)
+    conv, relu, pool = Conv2D(3, 4, 3, padding=1, seed=0), ReLU(), MaxPool2D(2)
+    x = rng.standard_normal((5, 3, 8, 8)).astype(np.float32)
+    y = pool(relu(conv(x)))
+    assert y.transpose(1, 2, 3, 0).flags.c_contiguous
+    dx = conv.backward(relu.backward(pool.backward(np.ones_like(y))))
+    assert dx.shape == x.shape and dx.dtype == np.float32
+
+
+# -- the benchmark runs ------------------------------------------------------------------
+def test_benchmark_quick_smoke(tmp_path):
+    """``benchmarks/run.py --quick`` on a tiny batch, without PyTorch: it runs and prints
+    the table (no timing is checked)."""
+    out = tmp_path / "report.md"
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    res = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), "--quick", "--no-torch",
+         "--batch-size", "2", "--repeats", "1", "--epoch-images", "2", "--no-memory",
+         "--output", str(out)],
+        capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr
+    text = out.read_text()
+    assert "| MaxPool2D 2x2/2 fwd+bwd |" in text and "train step" in text
