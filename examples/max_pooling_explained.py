@@ -5,6 +5,7 @@ Run: python examples/max_pooling_explained.py
 """
 import numpy as np
 
+from minicnn import functional as F
 from minicnn.layers import MaxPool2D
 from minicnn.viz import pool_routing
 
@@ -57,6 +58,10 @@ def show(title, a):
     print(f"{title}:\n{np.array2string(np.asarray(a), precision=3, suppress_small=True)}\n")
 
 
+# What the kernel's docstring says its cache holds, e.g. "cache: (xp, out, x.shape, ...)".
+CACHE_DOC = next(line.strip("- ").strip() for line in F.max_pool2d_forward.__doc__.splitlines()
+                 if "cache:" in line)
+
 # -- a 4x4 input with ties ---------------------------------------------------------------
 x = np.array([[1, 3, 3, 0],
               [2, 3, 1, 1],
@@ -74,7 +79,7 @@ for ties in ("split", "first"):
     out = layer.forward(x)
     print(f"==== MaxPool2D(kernel_size=2, stride=2, ties={ties!r}) ====")
     show("forward output", out[0, 0])
-    print("cache kept for backward (whatever the kernel needs):")
+    print(f"the layer keeps for backward the {CACHE_DOC}")
     for k, item in enumerate(layer.cache):
         if isinstance(item, np.ndarray):
             values = np.array2string(item.squeeze(), precision=3).replace("\n", "\n      ")
