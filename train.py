@@ -23,7 +23,7 @@ from minicnn.runs import (OPTIMIZERS, build_data, build_model_for, build_optimiz
 from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.train import CHECKPOINT, evaluate, fit, load_weights
 
-DEFAULTS = dict(model="three_layer_convnet", epochs=5, batch_size=64, optimizer="adam",
+DEFAULTS = dict(model="vgg_small", epochs=5, batch_size=64, optimizer="adam",
                 num_train=5000, num_val=1000)
 
 
@@ -42,7 +42,8 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=DEFAULTS["optimizer"])
     p.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default: sgd 0.02, adam/adamw/rmsprop 0.001)")
+                   help="learning rate (default: sgd 0.05, adam/adamw 0.003, rmsprop 0.001; "
+                        "use about a third of it for three_layer_convnet)")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--schedule", choices=["none", "step", "cosine"], default="cosine",
                    help="per-epoch learning-rate schedule")

@@ -56,7 +56,7 @@ def evaluate(model, loss_fn, x, y, batch_size=500):
 
 
 def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
-        schedule=None, augment=False, seed=0, out_dir=None, resume=False,
+        schedule=None, augment=False, seed=0, out_dir=None, resume=False, drop_last=True,
         eval_batch_size=500, progress=True):
     """Train ``model`` with minibatches for ``epochs`` epochs and return a :class:`History`.
 
@@ -74,6 +74,9 @@ def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
     - seed: int or ``SeedSequence`` for the shuffling and augmentation Generator
     - out_dir: run folder for history, ``checkpoint.npz`` and ``best.npz``; None writes nothing
     - resume: continue from ``out_dir/checkpoint.npz`` (ValueError if there is none)
+    - drop_last: skip each epoch's last, smaller minibatch (the order is reshuffled every
+      epoch, so no sample is left out for good); a batch of a few samples gives noisy
+      batch-norm statistics and a spike in the loss curve
 
     Per epoch the history records the mean training loss and accuracy over the epoch's
     minibatches (in train mode, as they were trained on), the validation loss and accuracy
@@ -86,8 +89,12 @@ def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
     x_val, y_val = val_data
     if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+    if drop_last and len(x_train) < batch_size:
+        raise ValueError(f"batch_size {batch_size} is larger than the {len(x_train)} "
+                         f"training samples")
     rng = np.random.default_rng(seed)
-    loader = DataLoader(x_train, y_train, batch_size, shuffle=True, augment=augment, rng=rng)
+    loader = DataLoader(x_train, y_train, batch_size, shuffle=True, augment=augment,
+                        drop_last=drop_last, rng=rng)
     history, start = History(), _Position()
     if resume:
         if out_dir is None:

@@ -36,12 +36,13 @@ def _conv_bn_relu(c_in, c_out, rng, dtype):
             BatchNorm2D(c_out, dtype=dtype), ReLU()]
 
 
-def vgg_small(num_classes=10, seed=None, dtype=np.float32, widths=(32, 64, 128)):
+def vgg_small(num_classes=10, seed=None, dtype=np.float32, widths=(16, 32, 64)):
     """A small VGG: per stage two [conv3x3 - batchnorm - relu] then a 2x2 max pool;
     global average pooling and one affine layer on top.
 
     Input (N, 3, 32, 32) -> scores (N, num_classes). With the default widths
-    (32, 64, 128) the feature maps go 32x32 -> 16x16 -> 8x8 -> 4x4, then (N, 128).
+    (16, 32, 64) the feature maps go 16x32x32 -> 32x16x16 -> 64x8x8 -> 64x4x4, then (N, 64).
+    Any input size works (global pooling); ``widths=(32, 64)`` gives two stages.
     """
     rng = as_generator(seed)
     layers, c_in = [], 3
