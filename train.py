@@ -65,13 +65,10 @@ def parse_args(argv=None):
                       help="only report the test accuracy of best.npz or checkpoint.npz "
                            "(config.json must be beside it)")
     args = p.parse_args(argv)
-    for name in ("epochs", "num_train", "num_test"):
+    for name in ("epochs", "batch_size", "num_train", "num_val", "num_test"):
         value = getattr(args, name)
-        if value is not None and value < (0 if name == "epochs" else 1):
-            p.error(f"--{name.replace('_', '-')} must be {'>= 0' if name == 'epochs' else '>= 1'}, "
-                    f"got {value}")
-    if args.batch_size < 1 or args.num_val < 1:
-        p.error("--batch-size and --num-val must be >= 1")
+        if value is not None and value < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if (args.lr is not None and args.lr <= 0) or args.weight_decay < 0:
         p.error("--lr must be > 0 and --weight-decay >= 0")
     if args.data_dir is not None and not os.path.isdir(args.data_dir) and not args.download:
@@ -89,6 +86,7 @@ def resolve_dataset(args):
     if args.dataset != "auto":
         return args.dataset
     if args.download or os.path.isdir(os.path.join(root, FOLDER)):
+        print(f"dataset: CIFAR-10 from {os.path.join(root, FOLDER)}")
         return "cifar10"
     print(f"dataset: CIFAR-10 is not in {os.path.join(root, FOLDER)}, so this run uses the "
           f"synthetic CIFAR-style set; for the real one run: python train.py --download")
@@ -110,6 +108,7 @@ def new_config(args):
 
 
 def new_run_dir(out):
+    """The folder for a new run (created when config.json is written)."""
     if out is None:
         out = base = os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
         k = 2
@@ -118,7 +117,6 @@ def new_run_dir(out):
     if os.path.exists(os.path.join(out, CHECKPOINT)):
         raise ValueError(f"{out!r} already holds a run; continue it with --resume {out} "
                          f"or choose another --out")
-    os.makedirs(out, exist_ok=True)
     return out
 
 
@@ -136,12 +134,14 @@ def run_training(args):
         run_dir, config = args.resume, load_config(args.resume)
         if args.epochs is not None:
             config["epochs"] = args.epochs
+        print(f"resuming {run_dir} with its config.json (only --epochs and --no-progress "
+              f"can change)")
+        data = build_data(config)
     else:
-        config = new_config(args)
-        run_dir = new_run_dir(args.out)
+        run_dir, config = new_run_dir(args.out), new_config(args)
+        data = build_data(config)  # before the run folder exists: a failure leaves nothing
     save_config(run_dir, config)
     print(f"run folder: {run_dir}")
-    data = build_data(config)
     model = build_model_for(config, len(data.classes))
     optimizer = build_optimizer(model, config)
     print(f"{config['model']} on {len(data.y_train)} {config['dataset']} training images, "

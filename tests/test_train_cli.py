@@ -93,19 +93,28 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--epochs", "-1"], "--epochs must be >= 0"),
+    (["--epochs", "-1"], "--epochs must be >= 1"),
+    (["--batch-size", "0"], "--batch-size must be >= 1"),
     (["--model", "resnet152"], "invalid choice"),
     (["--data-dir", "/no/such/dir"], "does not exist"),
     (["--dataset", "cifar10", "--data-dir", "."], "CIFAR-10 not found"),
     (["--resume", "/no/such/run"], "does not exist"),
 ])
-def test_bad_arguments_give_one_line_and_non_zero_exit(args, message):
-    result = train_py(*args, "--out", os.devnull + "_never", check=False)
+def test_bad_arguments_give_one_line_and_non_zero_exit(args, message, tmp_path):
+    result = train_py(*args, "--out", tmp_path / "run", check=False)
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()[-1]) > 0
     assert sum(1 for line in result.stderr.splitlines() if "error" in line) == 1
+    assert not (tmp_path / "run").exists()  # nothing left behind
+
+
+def test_refuses_to_overwrite_a_run(run):
+    out, _ = run
+    result = train_py(*TINY, "--epochs", 1, "--out", out, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"continue it with --resume {out}" in result.stderr
 
 
 def test_bad_checkpoint_gives_one_line_error(run, tmp_path):
