@@ -15,8 +15,9 @@ How it measures:
   threads spinning for a while after work, which would slow the other side down.
 - Times are medians over ``--repeats`` calls per round, pooled over ``--rounds``
   rounds, after two warm-up calls (so buffers a layer keeps are already allocated).
-- PyTorch uses ``torch.set_num_threads(--threads)`` (default: all cores); numpy's
-  OpenBLAS uses its default, all cores.
+- Both sides get ``--threads`` threads (default: all cores): PyTorch through
+  ``torch.set_num_threads``, numpy's OpenBLAS through OPENBLAS_NUM_THREADS. minicnn's
+  own element-wise work (im2col, pooling, ReLU) is single-threaded numpy.
 - Peak memory: each (framework, model) in a fresh subprocess builds the model and the
   batch, then runs three training steps; the figure is the growth of the process's
   resident set (peak RSS during the steps minus RSS just before them). It counts the
@@ -72,6 +73,9 @@ STEPS = {
 }
 MEMORY_MAX = 1.5
 LR = 0.01
+#: A call whose threads waited for a CPU this fraction of its time or more was slowed
+#: by another process (the machine may be shared); such calls are set aside.
+CONTENDED = 0.05
 
 
 def build_model(name, seed=0):
@@ -116,15 +120,36 @@ def op_shapes(name, B):
 
 
 # -- timing --------------------------------------------------------------------------
-def time_calls(fn, repeats, warmup=2):
+def waited_seconds():
+    """Time this process's threads have spent runnable but waiting for a CPU, so far
+    (Linux /proc/self/task/*/schedstat), or None where that is not available."""
+    total = 0
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[1])
+            except FileNotFoundError:  # a thread that just ended
+                pass
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / 1e9
+
+
+def time_calls(fn, repeats, warmup=2, attempts=4):
+    """[(seconds, waited), ...] for calls of fn, where ``waited`` is the fraction of the
+    call its threads spent waiting for a CPU that another process held. Calls go on until
+    ``repeats`` of them waited less than CONTENDED, or ``attempts * repeats`` calls."""
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+    samples = []
+    while len(samples) < attempts * repeats and \
+            sum(w < CONTENDED for _, w in samples) < repeats:
+        w0, t0 = waited_seconds(), time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return times
+        t, w1 = time.perf_counter() - t0, waited_seconds()
+        samples.append((t, (w1 - w0) / t if w0 is not None else 0.0))
+    return samples
 
 
 def batch(B, seed=0):
@@ -248,6 +273,7 @@ def worker(args):
         make_op, make_step = torch_op, torch_step
         convert = lambda x, y: (torch.from_numpy(x), torch.from_numpy(y))
     else:
+        out["info"] = {"blas": blas_info()}
         make_op, make_step = numpy_op, numpy_step
         convert = lambda x, y: (x, y)
     if args.mode == "ops":
@@ -260,7 +286,7 @@ def worker(args):
                 out["times"][name] = time_calls(fn, args.repeats)
                 if args.epoch_images:
                     ep = epoch_run(fn, args.batch_size, args.epoch_images)
-                    out["times"]["epoch:" + name] = time_calls(ep, 1, warmup=0)
+                    out["times"]["epoch:" + name] = time_calls(ep, 1, warmup=0, attempts=2)
                 del fn
     elif args.mode == "memory":
         fn = make_step(args.cases, args.batch_size)
@@ -296,7 +322,7 @@ def naive_worker(args):
                 o, cache = naive.conv_forward_naive(x, w, b, {"stride": 1, "pad": p})
                 naive.conv_backward_naive(np.ones_like(o), cache)
             scale = args.batch_size / images * cout / part
-        out["times"][name] = [time_calls(fn, 1, warmup=0)[0] * scale]
+        out["times"][name] = [(t * scale, w) for t, w in time_calls(fn, 1, warmup=0, attempts=1)]
     print(json.dumps(out))
 
 
@@ -343,6 +369,8 @@ def run_worker(kind, mode, cases, args, repeats=None):
            "--epoch-images", str(args.epoch_images)]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [ROOT, HERE] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    if kind != "torch":
+        env["OPENBLAS_NUM_THREADS"] = str(args.threads)
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         raise RuntimeError(f"worker {kind}/{mode} failed:\n{res.stderr}")
@@ -366,6 +394,22 @@ def own_cpu_seconds():
     return sum(u.ru_utime + u.ru_stime for u in r)
 
 
+def blas_info():
+    """The BLAS numpy runs on: library, version, kernel and threads (threadpoolctl if
+    installed, else numpy's build configuration)."""
+    try:
+        from threadpoolctl import threadpool_info
+        blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+        return ", ".join(f"{p['internal_api']} {p['version']} ({p.get('architecture')} "
+                         f"kernel, {p['num_threads']} threads)" for p in blas)
+    except ImportError:
+        try:
+            cfg = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+            return f"{cfg['name']} {cfg['version']} ({os.environ.get('OPENBLAS_NUM_THREADS', 'default')} threads)"
+        except Exception:
+            return "unknown"
+
+
 def machine_info():
     info = {"python": platform.python_version(), "numpy": np.__version__,
             "cores": os.cpu_count()}
@@ -376,17 +420,6 @@ def machine_info():
                 info["cpu"] = line.split(":", 1)[1].strip()
     except OSError:
         info["cpu"] = platform.processor() or "unknown"
-    try:
-        from threadpoolctl import threadpool_info
-        blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
-        info["blas"] = ", ".join(f"{p['internal_api']} {p['version']} ({p['architecture']} "
-                                 f"kernel, {p['num_threads']} threads)" for p in blas)
-    except ImportError:
-        try:
-            cfg = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-            info["blas"] = f"{cfg['name']} {cfg['version']}"
-        except Exception:
-            info["blas"] = "unknown"
     info["env"] = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
                                               "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
                    if k in os.environ}
@@ -417,15 +450,35 @@ def verdict(value, limit, higher_is_better=False):
     return "met" if ok else "**missed**"
 
 
-def median(ts):
-    return float(np.median(ts)) if ts else None
+def median(samples):
+    """Median time of the calls that did not wait for a CPU (all calls if fewer than
+    three did, or if there are fewer than three calls in all and none was clean)."""
+    if not samples:
+        return None
+    clean = [t for t, w in samples if w < CONTENDED]
+    if len(clean) >= min(3, len(samples)):
+        return float(np.median(clean))
+    return float(np.median([t for t, _ in samples]))
+
+
+def contended(samples):
+    """True when the median had to include calls slowed by other processes."""
+    clean = [t for t, w in samples if w < CONTENDED] if samples else []
+    return bool(samples) and len(clean) < min(3, len(samples))
 
 
 def report(results, naive, memory, info, args, other_load, wall):
     B = args.batch_size
     np_t, th_t = results["numpy"], results.get("torch", {})
-    lines = [f"Batch {B}, float32; medians of {args.repeats} calls x {args.rounds} round(s). "
-             f"Ran {wall:.0f} s; other processes used {other_load:.0%} of the CPU meanwhile.",
+    all_samples = [v for r in (np_t, th_t) for k, v in r.items() if not k.endswith("_info")]
+    n_calls = sum(len(v) for v in all_samples)
+    n_slow = sum(w >= CONTENDED for v in all_samples for _, w in v)
+    lines = [f"Batch {B}, float32. Times: medians over {args.rounds} alternating round(s) of "
+             f"{args.repeats} calls each that did not wait for a CPU (a call whose threads "
+             f"waited {CONTENDED:.0%} of its time or more for a CPU held by another process is "
+             f"set aside: {n_slow} of {n_calls} calls were); † marks a median that had to "
+             f"include such calls. The run took {wall:.0f} s; other processes used "
+             f"{other_load:.0%} of the CPU meanwhile.",
              "",
              "| operation | input | naive loops | minicnn | PyTorch | naive / minicnn "
              "| minicnn / PyTorch | target |",
@@ -436,6 +489,7 @@ def report(results, naive, memory, info, args, other_load, wall):
     for name, op, shape in rows:
         spec = OPS.get(name) or STEPS[name]
         m, t, nv = median(np_t.get(name)), median(th_t.get(name)), median(naive.get(name))
+        mark = lambda r: "†" if contended(r.get(name)) else ""
         speed = nv / m if nv and m else None
         ratio = m / t if m and t else None
         target = []
@@ -447,7 +501,8 @@ def report(results, naive, memory, info, args, other_load, wall):
             target.append(f"≤ {spec['torch_max']}x torch: {verdict(ratio, spec['torch_max'])}")
             summary.append((op, "minicnn / PyTorch", ratio, f"≤ {spec['torch_max']}",
                             verdict(ratio, spec["torch_max"])))
-        lines.append(f"| {op} | {shape} | {fmt_time(nv)} | {fmt_time(m)} | {fmt_time(t)} | "
+        lines.append(f"| {op} | {shape} | {fmt_time(nv)}{mark(naive)} | {fmt_time(m)}{mark(np_t)} | "
+                     f"{fmt_time(t)}{mark(th_t)} | "
                      f"{f'{speed:,.0f}x' if speed else '—'} | "
                      f"{f'{ratio:.2f}' if ratio else '—'} | {'; '.join(target)} |")
     if args.epoch_images:
@@ -484,10 +539,15 @@ def report(results, naive, memory, info, args, other_load, wall):
                                 f"≤ {MEMORY_MAX}", v))
     tinfo = results.get("torch_info")
     lines += ["", f"Machine: {info.get('cpu', '?')}, {info['cores']} cores; Python "
-                  f"{info['python']}, numpy {info['numpy']}, BLAS {info.get('blas', '?')}"
+                  f"{info['python']}, numpy {info['numpy']}, BLAS "
+                  f"{results.get('numpy_info', {}).get('blas', '?')}"
                   + (f"; torch {tinfo['torch']} ({tinfo['threads']} threads, mkldnn "
-                     f"{'on' if tinfo['mkldnn'] else 'off'})" if tinfo else "; torch not installed")
+                     f"{'on' if tinfo['mkldnn'] else 'off'})" if tinfo else "; PyTorch not run (not installed or --no-torch)")
                   + (f"; environment {info['env']}" if info["env"] else "") + "."]
+    if summary:
+        lines += ["", "Targets:", ""] + [
+            f"- {what}: {kind} = {f'{value:,.2f}' if value is not None else '—'} "
+            f"(target {limit}): {v or 'not measured'}" for what, kind, value, limit, v in summary]
     return "\n".join(lines), summary
 
 
@@ -498,7 +558,8 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=None, help="timed calls per round (default 10; quick 3)")
     p.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 3; quick 1)")
-    p.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch threads")
+    p.add_argument("--threads", type=int, default=os.cpu_count(),
+                   help="BLAS / PyTorch threads (default: all cores)")
     p.add_argument("--epoch-images", type=int, default=None,
                    help="images in the throughput epoch (default 8 batches; quick 2; 0 skips)")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
@@ -536,8 +597,7 @@ def main(argv=None):
             res = run_worker(fw, "ops", ",".join(cases), args)
             for name, ts in res["times"].items():
                 results[fw].setdefault(name, []).extend(ts)
-            if fw == "torch":
-                results["torch_info"] = res["info"]
+            results[fw + "_info"] = res["info"]
     naive = {}
     naive_cases = [c for c in cases if c in OPS and "naive" in OPS[c]]
     if not args.no_naive and naive_cases:

@@ -43,6 +43,8 @@ def _inside(offset, stride, padding, size, lo, hi):
     [0, size), as (first, stop), and the slice of input indices they read."""
     first = max(lo, -((offset - padding) // stride))  # ceil((padding - offset) / stride)
     stop = max(first, min(hi, (size - 1 + padding - offset) // stride + 1))
+    if stop == first:
+        return first, stop, slice(0, 0)
     start = offset + stride * first - padding
     return first, stop, slice(start, start + stride * (stop - first - 1) + 1, stride)
 
