@@ -1,6 +1,6 @@
 """Train a CNN on CIFAR-10 (or a synthetic stand-in) and write a run folder.
 
-    python train.py                                  # a few minutes, synthetic set unless CIFAR-10 is in ./data
+    python train.py                                  # ~1 minute; synthetic set unless CIFAR-10 is in ./data
     python train.py --dataset cifar10 --download --model vgg_small --epochs 10 --augment
     python train.py --resume runs/20240101-120000    # continue exactly where it stopped
     python train.py --evaluate runs/20240101-120000/best.npz
@@ -13,6 +13,11 @@ import argparse
 import os
 import sys
 import time
+
+# One BLAS thread unless the caller chose otherwise. OpenBLAS threads busy-wait: on a
+# 2-core machine two threads made a training step no faster on an idle machine and 3-5x
+# slower as soon as anything else ran. Set before numpy is first imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from minicnn.data import download_cifar10
 from minicnn.data.cifar10 import FOLDER, default_root

@@ -15,12 +15,14 @@ from minicnn.history import History
 from minicnn.serialization import load_npz
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--dataset", "synthetic", "--num-train", "48", "--num-val", "16", "--num-test", "16",
+TINY = ["--num-train", "48", "--num-val", "16", "--num-test", "16",
         "--batch-size", "16", "--model", "three_layer_convnet", "--no-progress"]
 
 
 def train_py(*args, check=True):
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    """Run train.py; with no CIFAR-10 in $MINICNN_DATA, --dataset auto picks the synthetic set."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               MINICNN_DATA=os.path.join(ROOT, "tests", "no-such-data-dir"))
     result = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *map(str, args)],
                             capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     if check:
@@ -52,6 +54,7 @@ def test_run_folder_holds_every_file_and_they_are_valid(run):
     assert "0.weight" in load_npz(out / "best.npz")
     assert "meta" in load_npz(out / "checkpoint.npz")
     assert "test accuracy" in result.stdout and "synthetic" in result.stdout
+    assert "CIFAR-10 is not in" in result.stdout and "python train.py --download" in result.stdout
 
 
 def test_resume_continues_like_an_uninterrupted_run(run, tmp_path):
@@ -77,7 +80,7 @@ def test_evaluate_prints_test_accuracy(run):
 
 def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
     out = tmp_path / "interrupted"
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    env = dict(os.environ, PYTHONPATH=ROOT, MINICNN_DATA=str(tmp_path))
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *TINY,
                              "--epochs", "1000", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -97,7 +100,7 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
     (["--batch-size", "0"], "--batch-size must be >= 1"),
     (["--model", "resnet152"], "invalid choice"),
     (["--data-dir", "/no/such/dir"], "does not exist"),
-    (["--dataset", "cifar10", "--data-dir", "."], "CIFAR-10 not found"),
+    (["--dataset", "cifar10"], "CIFAR-10 not found"),
     (["--resume", "/no/such/run"], "does not exist"),
 ])
 def test_bad_arguments_give_one_line_and_non_zero_exit(args, message, tmp_path):
