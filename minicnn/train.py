@@ -12,7 +12,8 @@ A run folder written by ``fit(..., out_dir=...)`` holds
   format, loadable with ``model.load``).
 
 ``fit(..., resume=True)`` continues from ``checkpoint.npz`` exactly as an uninterrupted
-run would: same seed, bit-identical weights and history.
+run would: same seed, bit-identical weights and history (on the same machine with the
+same number of BLAS threads, which can change the rounding of matrix products).
 """
 import json
 import math
