@@ -136,7 +136,7 @@ def waited_seconds():
     return total / 1e9
 
 
-def time_calls(fn, repeats, warmup=2, attempts=4):
+def time_calls(fn, repeats, warmup=2, attempts=3):
     """[(seconds, waited), ...] for calls of fn, where ``waited`` is the fraction of the
     call its threads spent waiting for a CPU that another process held. Calls go on until
     ``repeats`` of them waited less than CONTENDED, or ``attempts * repeats`` calls."""
@@ -172,7 +172,9 @@ def numpy_op(name, B):
         layer, ig = L.Conv2D(32, 64, 3, padding=1, seed=0), True
     else:
         layer, ig = L.ReLU(), None
-    g = rng.standard_normal(layer.forward(x).shape, dtype=np.float32)
+    out = layer.forward(x)  # the upstream gradient comes in the layout of the output,
+    g = np.empty_like(out)  # as the next minicnn layer would hand it back
+    g[...] = rng.standard_normal(out.shape, dtype=np.float32)
     kwargs = {} if ig is None else {"input_grad": ig}
 
     def run():
@@ -483,7 +485,7 @@ def report(results, naive, memory, info, args, other_load, wall):
              "| operation | input | naive loops | minicnn | PyTorch | naive / minicnn "
              "| minicnn / PyTorch | target |",
              "|---|---|---|---|---|---|---|---|"]
-    rows = [(n, OPS[n]["op"], str((B,) + OPS[n]["shape"])) for n in OPS]
+    rows = [(n, OPS[n]["op"], str((B,) + OPS[n]["shape"])) for n in OPS if n in np_t]
     rows += [(n, STEPS[n]["op"], str((B, 3, 32, 32))) for n in STEPS if n in np_t]
     summary = []
     for name, op, shape in rows:
@@ -505,19 +507,23 @@ def report(results, naive, memory, info, args, other_load, wall):
                      f"{fmt_time(t)}{mark(th_t)} | "
                      f"{f'{speed:,.0f}x' if speed else '—'} | "
                      f"{f'{ratio:.2f}' if ratio else '—'} | {'; '.join(target)} |")
-    if args.epoch_images:
-        lines += ["", f"Training throughput, one epoch of {args.epoch_images} synthetic "
-                      f"images (shuffle, batch slicing, step), batch {B}:", "",
-                  "| model | minicnn images/s | PyTorch images/s | PyTorch / minicnn |",
-                  "|---|---|---|---|"]
+    if any(n in np_t for n in STEPS):
         n_img = args.epoch_images - args.epoch_images % B
+        lines += ["", f"Training throughput in images/s, batch {B}: from the median step time "
+                      f"above, and over whole epochs of {n_img} synthetic images (shuffle, "
+                      f"batch slicing, steps; one epoch per round, so more exposed to other "
+                      f"processes: † marks epochs that waited for a CPU).", "",
+                  "| model | minicnn (step) | PyTorch (step) | minicnn (epoch) | PyTorch (epoch) |",
+                  "|---|---|---|---|---|"]
+        rate = lambda n, t: f"{n / t:,.0f}" if t else "—"
         for name in STEPS:
-            m, t = median(np_t.get("epoch:" + name)), median(th_t.get("epoch:" + name))
-            if m is None:
+            if name not in np_t:
                 continue
-            mi, ti = n_img / m, (n_img / t if t else None)
-            lines.append(f"| {name} | {mi:,.0f} | {f'{ti:,.0f}' if ti else '—'} | "
-                         f"{f'{ti / mi:.2f}' if ti else '—'} |")
+            ep = [(r.get("epoch:" + name), median(r.get("epoch:" + name))) for r in (np_t, th_t)]
+            eps = [rate(n_img, t) + ("†" if contended(smp) else "") if smp else "—"
+                   for smp, t in ep]
+            lines.append(f"| {name} | {rate(B, median(np_t[name]))} | "
+                         f"{rate(B, median(th_t.get(name)))} | {eps[0]} | {eps[1]} |")
     if memory:
         lines += ["", "Peak memory of a training step (growth of the resident set over three "
                       "steps, each framework in a fresh process):", "",
@@ -556,12 +562,12 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="3 repeats, 1 round, short epochs: well under a minute")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--repeats", type=int, default=None, help="timed calls per round (default 10; quick 3)")
+    p.add_argument("--repeats", type=int, default=None, help="timed calls per round (default 7; quick 3)")
     p.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 3; quick 1)")
     p.add_argument("--threads", type=int, default=os.cpu_count(),
                    help="BLAS / PyTorch threads (default: all cores)")
     p.add_argument("--epoch-images", type=int, default=None,
-                   help="images in the throughput epoch (default 8 batches; quick 2; 0 skips)")
+                   help="images in the throughput epoch (default 4 batches; quick 2; 0 skips)")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
     p.add_argument("--no-naive", action="store_true", help="skip the naive loop references")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
@@ -573,11 +579,11 @@ def main(argv=None):
     p.add_argument("--cases", default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.repeats is None:
-        args.repeats = 3 if args.quick else 10
+        args.repeats = 3 if args.quick else 7
     if args.rounds is None:
         args.rounds = 1 if args.quick else 3
     if args.epoch_images is None:
-        args.epoch_images = args.batch_size * (2 if args.quick else 8)
+        args.epoch_images = args.batch_size * (2 if args.quick else 4)
 
     if args.worker == "naive":
         return naive_worker(args)
