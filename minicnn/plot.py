@@ -30,19 +30,23 @@ def ema(values, beta=0.9):
     return out
 
 
-def plot_histories(histories, labels=None, path=None, smoothing=0.9, figsize=(11, 4), dpi=100):
+def plot_histories(histories, labels=None, path=None, smoothing=0.9, figsize=(11, 4), dpi=100,
+                   title=None):
     """Draw histories side by side; returns the Figure and, given ``path``, writes a PNG of
     ``figsize * dpi`` pixels atomically.
 
     - histories: list of :class:`History` (or a single one)
     - labels: legend names, one per history (default "run 1", "run 2", ...)
     - smoothing: EMA factor for the loss curve, 0 for none
+    - title: optional heading over both plots
     """
     if isinstance(histories, History):
         histories = [histories]
     labels = labels or [f"run {i + 1}" for i in range(len(histories))]
     fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
     ax_loss, ax_acc = fig.subplots(1, 2)
+    if title:
+        fig.suptitle(title)
     for i, (h, label) in enumerate(zip(histories, labels)):
         colour = f"C{i}"
         steps = np.arange(1, len(h.iteration_loss) + 1)
@@ -88,13 +92,14 @@ def main(argv=None):
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                         help="run folder(s) holding history.json")
     parser.add_argument("-o", "--output", default="curves.png", help="PNG to write (default: %(default)s)")
+    parser.add_argument("--title", default=None, help="heading over the plots")
     parser.add_argument("--smoothing", type=float, default=0.9,
                         help="EMA factor for the loss, 0 to 1 (default: %(default)s)")
     args = parser.parse_args(argv)
     if not 0 <= args.smoothing < 1:
         parser.error(f"--smoothing must be in [0, 1), got {args.smoothing}")
     try:
-        plot_runs(args.run_dirs, path=args.output, smoothing=args.smoothing)
+        plot_runs(args.run_dirs, path=args.output, smoothing=args.smoothing, title=args.title)
     except ValueError as e:
         parser.exit(1, f"error: {e}\n")
     print(f"wrote {args.output}")

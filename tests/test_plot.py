@@ -34,7 +34,8 @@ def test_plot_runs_labels_by_folder_and_cli(tmp_path, capsys):
     fig = plot_runs([tmp_path / "run_a", tmp_path / "run_b"])
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert legend == ["run_a", "run_b"]
-    main([str(tmp_path / "run_a"), str(tmp_path / "run_b"), "-o", str(tmp_path / "out.png")])
+    main([str(tmp_path / "run_a"), str(tmp_path / "run_b"), "-o", str(tmp_path / "out.png"),
+          "--title", "two runs"])
     assert Image.open(tmp_path / "out.png").size == (1100, 400)
     with pytest.raises(SystemExit) as e:
         main([str(tmp_path / "missing"), "-o", str(tmp_path / "x.png")])
