@@ -254,9 +254,11 @@ def read_checkpoint(path):
     arrays = load_npz(path, "checkpoint")
     try:
         meta = json.loads(str(arrays.pop("meta")))
-        assert meta["format"] == _FORMAT
-    except (KeyError, ValueError, TypeError, AssertionError):
-        raise ValueError(f"{path!r} is not a minicnn training checkpoint") from None
+        ok = meta["format"] == _FORMAT
+    except (KeyError, ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{path!r} is not a minicnn training checkpoint")
     split = lambda prefix: {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
     return split("model."), split("optimizer."), meta
 
