@@ -57,6 +57,8 @@ OPS = {
     "conv3": dict(op="Conv2D 3x3 32->64 pad 1 fwd+bwd", shape=(32, 16, 16), filters=64,
                   naive=(1, 4), torch_max=1.5),
     "relu": dict(op="ReLU fwd+bwd", shape=(32, 32, 32)),
+    "maxpool2_nchw": dict(op="MaxPool2D 2x2/2 fwd+bwd, C-contiguous NCHW input",
+                          shape=(32, 32, 32)),
 }
 STEPS = {
     "three_layer_convnet": dict(
@@ -159,12 +161,23 @@ def batch(B, seed=0):
 
 
 # -- minicnn (numpy) ---------------------------------------------------------------------
+def batch_last(a):
+    """The same (N, C, H, W) values in (C, H, W, N) memory: the layout minicnn's conv,
+    ReLU and pooling layers hand to the next layer inside a network."""
+    return np.ascontiguousarray(a.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+
+
 def numpy_op(name, B):
+    """Inputs come in the layout they have inside a minicnn network: batch last for the
+    layers that follow a conv, C-contiguous NCHW for the first conv (conv7), as the data
+    loader gives it; "maxpool2_nchw" shows pooling on a plain NCHW array."""
     from minicnn import layers as L
     rng = np.random.default_rng(1)
     x = rng.standard_normal(op_shapes(name, B), dtype=np.float32)
+    if name not in ("conv7", "maxpool2_nchw"):
+        x = batch_last(x)
     if name.startswith("maxpool"):
-        k = int(name[-1])
+        k = int(name[len("maxpool")])
         layer, ig = L.MaxPool2D(k, 2), None
     elif name == "conv7":
         layer, ig = L.Conv2D(3, 32, 7, padding=3, seed=0), False
@@ -205,7 +218,7 @@ def torch_op(name, B):
     torch.manual_seed(1)
     shape = op_shapes(name, B)
     if name.startswith("maxpool"):
-        k = int(name[-1])
+        k = int(name[len("maxpool")])
         x = torch.randn(shape, requires_grad=True)
         f = lambda: TF.max_pool2d(x, k, 2)
     elif name.startswith("conv"):
@@ -324,7 +337,7 @@ def naive_worker(args):
                 o, cache = naive.conv_forward_naive(x, w, b, {"stride": 1, "pad": p})
                 naive.conv_backward_naive(np.ones_like(o), cache)
             scale = args.batch_size / images * cout / part
-        out["times"][name] = [(t * scale, w) for t, w in time_calls(fn, 1, warmup=0, attempts=1)]
+        out["times"][name] = [(t * scale, w) for t, w in time_calls(fn, 3, warmup=0, attempts=3)]
     print(json.dumps(out))
 
 
