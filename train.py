@@ -33,35 +33,40 @@ DEFAULTS = dict(model="vgg_small", epochs=5, batch_size=64, optimizer="adam",
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", choices=["auto", "cifar10", "synthetic"], default="auto",
-                   help="auto: CIFAR-10 if it is in --data-dir, else the synthetic set")
+                   help="auto (default): CIFAR-10 if it is in --data-dir, else the synthetic set")
     p.add_argument("--data-dir", default=None,
                    help=f"folder holding {FOLDER} (default: $MINICNN_DATA or ./data)")
     p.add_argument("--download", action="store_true", help="download CIFAR-10 (163 MB) if missing")
-    p.add_argument("--model", default=DEFAULTS["model"], choices=sorted(MODELS))
+    p.add_argument("--model", default=DEFAULTS["model"], choices=sorted(MODELS),
+                   help="network from minicnn.models.MODELS (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=None,
-                   help=f"number of epochs (default {DEFAULTS['epochs']}; with --resume: "
+                   help=f"number of epochs (default: {DEFAULTS['epochs']}; with --resume: "
                         f"train on up to this many)")
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=DEFAULTS["optimizer"])
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"],
+                   help="default: %(default)s")
+    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=DEFAULTS["optimizer"],
+                   help="default: %(default)s (sgd uses momentum 0.9)")
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (default: sgd 0.05, adam/adamw 0.003, rmsprop 0.001; "
                         "use about a third of it for three_layer_convnet)")
-    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--weight-decay", type=float, default=0.0, help="default: %(default)s")
     p.add_argument("--schedule", choices=["none", "step", "cosine"], default="cosine",
-                   help="per-epoch learning-rate schedule")
+                   help="per-epoch learning-rate schedule (default: %(default)s)")
     p.add_argument("--augment", action="store_true", help="random crops and horizontal flips")
     p.add_argument("--num-train", type=int, default=None,
                    help=f"train on this many images (default: all of CIFAR-10, "
                         f"{DEFAULTS['num_train']} synthetic)")
     p.add_argument("--num-val", type=int, default=DEFAULTS["num_val"],
-                   help="images held out from training for validation")
+                   help="images held out from training for validation (default: %(default)s)")
     p.add_argument("--num-test", type=int, default=None,
-                   help="evaluate on this many test images (default: all)")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--seed", type=int, default=0)
+                   help="evaluate on this many test images (default: all 10,000 of CIFAR-10, "
+                        "2000 synthetic)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                   help="default: %(default)s")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the initial weights and the data order (default: %(default)s)")
     p.add_argument("--out", default=None, help="run folder (default: runs/<timestamp>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     mode = p.add_mutually_exclusive_group()
