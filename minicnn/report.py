@@ -55,7 +55,10 @@ def report_figure(model, history, x_test, y_test, classes, images=None, title=""
     ax.axis("off")
     left, middle, right = bottom.subfigures(1, 3, width_ratios=[6.5, 4, 5.5])
     viz.confusion_figure(y_test, pred, classes, fig=left)
-    viz.filters_figure(model, fig=middle)
+    if viz.first_conv(model) is not None:
+        viz.filters_figure(model, fig=middle)
+    else:  # e.g. the linear baseline: nothing to draw
+        middle.text(0.5, 0.5, "no Conv2D layer:\nno filters to show", ha="center", va="center")
     n = min(num_samples, len(x_test))
     shown = images[:n] if images is not None else x_test[:n]
     viz.predictions_figure(shown, y_test[:n], pred[:n], classes, fig=right, cols=4)

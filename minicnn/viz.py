@@ -78,13 +78,18 @@ def _leaf_layers(model):
 
 # -- filters and feature maps ----------------------------------------------------------
 
+def first_conv(model):
+    """The first Conv2D of a model (nested Sequentials included), or None."""
+    return next((l for l in _leaf_layers(model) if isinstance(l, Conv2D)), None)
+
+
 def filters_figure(model, path=None, fig=None):
     """The first Conv2D's filters as a grid of small images, each stretched to its own range.
 
     Filters over 3 input channels are shown in colour (R, G, B = input channels 0, 1, 2);
     others as the mean over input channels, in grey.
     """
-    conv = next((l for l in _leaf_layers(model) if isinstance(l, Conv2D)), None)
+    conv = first_conv(model)
     if conv is None:
         raise ValueError(f"filters_figure: no Conv2D layer in {type(model).__name__}")
     w = conv.weight.data.astype(np.float64)  # (F, C, kh, kw)

@@ -131,14 +131,12 @@ def test_routing_figure_of_a_real_feature_map(tmp_path):
         viz.pool_routing(L.AvgPool2D(2), maps)
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """A run folder as train.py writes it: 1 epoch of three_layer_convnet on 100 images."""
+def make_run(run_dir, model="three_layer_convnet"):
+    """A run folder as train.py writes it: 1 epoch of ``model`` on 100 images."""
     from minicnn.losses import SoftmaxCrossEntropy
     from minicnn.runs import build_data, build_model_for, build_optimizer, save_config
     from minicnn.train import fit
-    run_dir = tmp_path_factory.mktemp("run")
-    config = dict(dataset="synthetic", data_dir=None, model="three_layer_convnet", epochs=1,
+    config = dict(dataset="synthetic", data_dir=None, model=model, epochs=1,
                   batch_size=50, lr=1e-3, optimizer="adam", weight_decay=0.0, schedule="none",
                   augment=False, num_train=100, num_val=40, num_test=60, dtype="float32", seed=0)
     save_config(str(run_dir), config)
@@ -147,6 +145,11 @@ def tiny_run(tmp_path_factory):
     fit(model, SoftmaxCrossEntropy(), build_optimizer(model, config), (data.x_train, data.y_train),
         (data.x_val, data.y_val), 1, 50, out_dir=str(run_dir), progress=False)
     return run_dir
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    return make_run(tmp_path_factory.mktemp("run"))
 
 
 def test_report_of_a_run_folder(tiny_run, capsys):
@@ -161,6 +164,12 @@ def test_report_of_a_run_folder(tiny_run, capsys):
     with pytest.raises(SystemExit) as e:
         report.main([str(tiny_run / "missing")])
     assert e.value.code == 1
+
+
+def test_report_of_a_model_without_conv(tmp_path):
+    from minicnn import report
+    path = report.write_report(str(make_run(tmp_path, model="linear")))
+    check_png(path, Figure(figsize=report.PAGE), min_colours=500)
 
 
 def test_raw_images_undo_normalisation():
