@@ -152,6 +152,12 @@ class Layer:
         if x.shape[0] == 0:
             raise ValueError(f"{self!r}: got an empty batch, shape {x.shape}")
 
+    def _check_window(self, x, kernel, padding):
+        """Raise a clear error when the kernel does not fit in the padded input."""
+        if any(s + 2 * p < k for s, p, k in zip(x.shape[2:], padding, kernel)):
+            raise ValueError(f"{self!r}: kernel {kernel} is larger than the padded input; "
+                             f"input shape {x.shape}, padding {padding}")
+
     def _as_param_dtype(self, a):
         """Cast an input to the layer's parameter dtype (float32 stays float32)."""
         return a.astype(self.dtype, copy=False)

@@ -40,10 +40,7 @@ class Conv2D(Layer):
 
     def forward(self, x):
         self._check_input(x, 4, self.in_channels)
-        for axis, (size, k, p) in enumerate(zip(x.shape[2:], self.kernel_size, self.padding)):
-            if size + 2 * p < k:
-                raise ValueError(f"{self!r}: kernel {self.kernel_size} is larger than the padded "
-                                 f"input; input shape {x.shape}, padding {self.padding}")
+        self._check_window(x, self.kernel_size, self.padding)
         x = self._as_param_dtype(x)
         b = None if self.bias is None else self.bias.data
         out, self.cache = F.conv2d_forward(x, self.weight.data, b, self.stride, self.padding,

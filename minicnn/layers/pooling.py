@@ -23,9 +23,7 @@ class _Pool2D(Layer):
 
     def _check(self, x):
         self._check_input(x, 4)
-        if any(s + 2 * p < k for s, p, k in zip(x.shape[2:], self.padding, self.kernel_size)):
-            raise ValueError(f"{self!r}: kernel {self.kernel_size} is larger than the padded "
-                             f"input; input shape {x.shape}, padding {self.padding}")
+        self._check_window(x, self.kernel_size, self.padding)
         return x if x.dtype.kind == "f" else x.astype("float32")
 
     def extra_repr(self):
