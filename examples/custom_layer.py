@@ -25,7 +25,7 @@ class Swish(Layer):
         return x * s
 
     def backward(self, dout):
-        x, s = self._take_cache()
+        x, s = self.cache
         ds = s * (1 - s)  # sigmoid'(beta * x)
         # d out / d beta = x * ds * x, summed over every element into the one beta
         self.beta.accumulate(np.array([np.sum(dout * x * x * ds)], dtype=self.beta.dtype))

@@ -84,3 +84,29 @@ def test_sequential_error_names_the_layer_inside():
     net = Sequential(Conv2D(3, 4, 3, padding=1), ReLU(), Flatten(), Linear(100, 10))
     with pytest.raises(ValueError, match=r"Linear\(in_features=100.*\(2, 256\)"):
         net(np.zeros((2, 3, 8, 8), np.float32))
+
+
+@pytest.mark.parametrize("layer,shape", [
+    (Conv2D(2, 4, 3, seed=0), (2, 2, 4, 4)), (MaxPool2D(2), (2, 3, 4, 4)), (AvgPool2D(2), (2, 3, 4, 4)),
+    (ReLU(), (2, 3)), (LeakyReLU(), (2, 3)), (Dropout(0.5, seed=0), (2, 3)), (Linear(3, 2), (2, 3)),
+    (Flatten(), (2, 3, 2)), (BatchNorm2D(3), (2, 3, 2, 2)), (GlobalAvgPool2D(), (2, 3, 4, 4)),
+], ids=repr)
+def test_backward_rejects_dout_of_the_wrong_shape(layer, shape):
+    out = layer(np.ones(shape, np.float32))
+    wrong = np.ones((1,) + out.shape[1:], np.float32)  # would broadcast silently
+    with pytest.raises(ValueError, match=rf"{type(layer).__name__}.*dout must have the shape of "
+                                         rf"the last output, \({out.shape[0]}, .*got \(1, "):
+        layer.backward(wrong)
+    with pytest.raises(TypeError, match="dout must be a numpy array"):
+        layer.backward(out.tolist())
+    dx = layer.backward(np.ones(out.shape, np.float64))  # float64 dout: cast, not promoted
+    assert dx.dtype == np.float32
+
+
+@pytest.mark.parametrize("layer", [ReLU(), LeakyReLU(0.5), Dropout(0.5, seed=0)], ids=repr)
+def test_element_wise_layers_check_and_cast_input(layer):
+    with pytest.raises(TypeError, match="expected a numpy array, got list"):
+        layer([1.0, -2.0])
+    out = layer(np.array([[3, -2, 4, -6]]))
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    assert out[0, 0] in (3.0, 0.0, 6.0) and out[0, 1] in (0.0, -1.0, -4.0)  # relu, leaky, dropout

@@ -7,11 +7,12 @@ class ReLU(Layer):
     """out = max(x, 0)."""
 
     def forward(self, x):
-        out, self.cache = F.relu_forward(x)
-        return out
+        out, self.cache = F.relu_forward(self._check_any(x))
+        return self._output(out)
 
     def backward(self, dout):
-        return F.relu_backward(dout, self._take_cache())
+        cache, dout = self._take_cache(dout)
+        return F.relu_backward(dout, cache)
 
 
 class LeakyReLU(Layer):
@@ -22,11 +23,12 @@ class LeakyReLU(Layer):
         self.negative_slope = float(negative_slope)
 
     def forward(self, x):
-        out, self.cache = F.leaky_relu_forward(x, self.negative_slope)
-        return out
+        out, self.cache = F.leaky_relu_forward(self._check_any(x), self.negative_slope)
+        return self._output(out)
 
     def backward(self, dout):
-        return F.leaky_relu_backward(dout, self._take_cache())
+        cache, dout = self._take_cache(dout)
+        return F.leaky_relu_backward(dout, cache)
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"
@@ -43,12 +45,13 @@ class Dropout(Layer):
         self.rng = as_generator(seed)
 
     def forward(self, x):
-        out, mask = F.dropout_forward(x, self.p, self.rng, self.training)
+        out, mask = F.dropout_forward(self._check_any(x), self.p, self.rng, self.training)
         self.cache = [mask]  # mask is None for the identity (eval mode or p == 0)
-        return out
+        return self._output(out)
 
     def backward(self, dout):
-        return F.dropout_backward(dout, self._take_cache()[0])
+        (mask,), dout = self._take_cache(dout)
+        return F.dropout_backward(dout, mask)
 
     def extra_repr(self):
         return f"p={self.p}"

@@ -60,13 +60,27 @@ class Layer:
     def backward(self, dout):
         raise NotImplementedError(f"{type(self).__name__} does not define backward")
 
-    def _take_cache(self):
-        """The cache of the last forward, or a clear error if there is none."""
+    def _output(self, out):
+        """Return ``out``, noting its shape and dtype, which backward's dout must match."""
+        self._out_spec = (out.shape, out.dtype)
+        return out
+
+    def _take_cache(self, dout):
+        """The cache of the last forward and ``dout`` checked against its output.
+
+        Raises a clear error if there was no forward or ``dout`` has the wrong shape; a
+        dout of another float dtype is cast to the output's (float32 stays float32).
+        """
         if self.cache is None:
-            raise RuntimeError(
-                f"{self!r}: backward called before forward (or the last forward ran "
-                "in eval mode, which keeps no cache)")
-        return self.cache
+            raise RuntimeError(f"{self!r}: backward called before forward (or twice after "
+                               "one forward)")
+        if not isinstance(dout, np.ndarray):
+            raise TypeError(f"{self!r}: dout must be a numpy array, got {type(dout).__name__}")
+        shape, dtype = self._out_spec
+        if dout.shape != shape:
+            raise ValueError(f"{self!r}: dout must have the shape of the last output, "
+                             f"{shape}, got {dout.shape}")
+        return self.cache, dout.astype(dtype, copy=False)
 
     # -- parameters and state ----------------------------------------------------
     def named_parameters(self):
@@ -157,6 +171,16 @@ class Layer:
         if any(s + 2 * p < k for s, p, k in zip(x.shape[2:], padding, kernel)):
             raise ValueError(f"{self!r}: kernel {kernel} is larger than the padded input; "
                              f"input shape {x.shape}, padding {padding}")
+
+    def _check_any(self, x):
+        """An element-wise layer's input: any shape, floats (integers become float32)."""
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{self!r}: expected a numpy array, got {type(x).__name__}")
+        return self._as_float(x)
+
+    @staticmethod
+    def _as_float(x):
+        return x if x.dtype.kind == "f" else x.astype(np.float32)
 
     def _as_param_dtype(self, a):
         """Cast an input to the layer's parameter dtype (float32 stays float32)."""

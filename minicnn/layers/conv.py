@@ -46,12 +46,12 @@ class Conv2D(Layer):
         out, self.cache = F.conv2d_forward(x, self.weight.data, b, self.stride, self.padding,
                                            cols=self._cols)
         self._cols = self.cache[-1]
-        return out
+        return self._output(out)
 
     def backward(self, dout, input_grad=True):
-        cache = self._take_cache()
+        cache, dout = self._take_cache(dout)
         self.cache = None  # one backward per forward; frees the cached input early
-        dx, dw, db = F.conv2d_backward(self._as_param_dtype(dout), cache, input_grad)
+        dx, dw, db = F.conv2d_backward(dout, cache, input_grad)
         self.weight.accumulate(dw)
         if self.bias is not None:
             self.bias.accumulate(db)

@@ -27,10 +27,11 @@ class Linear(Layer):
         self._check_input(x, 2, self.in_features)
         b = None if self.bias is None else self.bias.data
         out, self.cache = F.linear_forward(self._as_param_dtype(x), self.weight.data, b)
-        return out
+        return self._output(out)
 
     def backward(self, dout, input_grad=True):
-        dx, dw, db = F.linear_backward(self._as_param_dtype(dout), self._take_cache(), input_grad)
+        cache, dout = self._take_cache(dout)
+        dx, dw, db = F.linear_backward(dout, cache, input_grad)
         self.weight.accumulate(dw)
         if self.bias is not None:
             self.bias.accumulate(db)
@@ -49,7 +50,8 @@ class Flatten(Layer):
             raise ValueError(f"{self!r}: expected an array of shape (N, ...) with at least "
                              f"2 dimensions, got {getattr(x, 'shape', type(x).__name__)}")
         out, self.cache = F.flatten_forward(x)
-        return out
+        return self._output(out)
 
     def backward(self, dout):
-        return F.flatten_backward(dout, self._take_cache())
+        cache, dout = self._take_cache(dout)
+        return F.flatten_backward(dout, cache)

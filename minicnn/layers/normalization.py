@@ -50,10 +50,11 @@ class _BatchNorm(Layer):
         else:
             out, self.cache = F.batchnorm_forward(x, self.weight.data, self.bias.data,
                                                   self.running_mean, self.running_var, self.eps)
-        return out
+        return self._output(out)
 
     def backward(self, dout):
-        dx, dgamma, dbeta = F.batchnorm_backward(self._as_param_dtype(dout), self._take_cache())
+        cache, dout = self._take_cache(dout)
+        dx, dgamma, dbeta = F.batchnorm_backward(dout, cache)
         self.weight.accumulate(dgamma)
         self.bias.accumulate(dbeta)
         return dx

@@ -24,7 +24,7 @@ class _Pool2D(Layer):
     def _check(self, x):
         self._check_input(x, 4)
         self._check_window(x, self.kernel_size, self.padding)
-        return x if x.dtype.kind == "f" else x.astype("float32")
+        return self._as_float(x)
 
     def extra_repr(self):
         s = (f"kernel_size={short(self.kernel_size)}, stride={short(self.stride)}, "
@@ -49,10 +49,11 @@ class MaxPool2D(_Pool2D):
     def forward(self, x):
         out, self.cache = F.max_pool2d_forward(self._check(x), self.kernel_size, self.stride,
                                                self.padding, self.ceil_mode)
-        return out
+        return self._output(out)
 
     def backward(self, dout):
-        return F.max_pool2d_backward(dout, self._take_cache(), self.ties)
+        cache, dout = self._take_cache(dout)
+        return F.max_pool2d_backward(dout, cache, self.ties)
 
     def extra_repr(self):
         return super().extra_repr() + (", ties='first'" if self.ties == "first" else "")
@@ -70,10 +71,11 @@ class AvgPool2D(_Pool2D):
         out, self.cache = F.avg_pool2d_forward(self._check(x), self.kernel_size, self.stride,
                                                self.padding, self.ceil_mode,
                                                self.count_include_pad)
-        return out
+        return self._output(out)
 
     def backward(self, dout):
-        return F.avg_pool2d_backward(dout, self._take_cache())
+        cache, dout = self._take_cache(dout)
+        return F.avg_pool2d_backward(dout, cache)
 
     def extra_repr(self):
         return super().extra_repr() + ("" if self.count_include_pad else ", count_include_pad=False")
@@ -84,8 +86,9 @@ class GlobalAvgPool2D(Layer):
 
     def forward(self, x):
         self._check_input(x, 4)
-        out, self.cache = F.global_avg_pool2d_forward(x)
-        return out
+        out, self.cache = F.global_avg_pool2d_forward(self._as_float(x))
+        return self._output(out)
 
     def backward(self, dout):
-        return F.global_avg_pool2d_backward(dout, self._take_cache())
+        cache, dout = self._take_cache(dout)
+        return F.global_avg_pool2d_backward(dout, cache)

@@ -122,7 +122,8 @@ class Sequential(Layer):
     def summary(self, input_shape):
         """Print each layer's output shape and parameter count for one input of ``input_shape``."""
         x = np.zeros((1,) + tuple(input_shape), dtype=self.dtype or np.float32)
-        saved = [(layer.training, layer.cache) for layer in self.layers]
+        saved = [(layer.training, layer.cache, getattr(layer, "_out_spec", None))
+                 for layer in self.layers]
         was_training, rows = self.training, []
         try:
             self.eval()
@@ -131,9 +132,9 @@ class Sequential(Layer):
                 n = sum(p.size for p in layer.parameters())
                 rows.append((f"({i}) {layer!r}", str((None,) + x.shape[1:]), f"{n:,}"))
         finally:
-            for layer, (training, cache) in zip(self.layers, saved):
+            for layer, (training, cache, spec) in zip(self.layers, saved):
                 layer.train(training)
-                layer.cache = cache
+                layer.cache, layer._out_spec = cache, spec
             self.training = was_training
         total = sum(p.size for p in self.parameters())
         header = ("Layer", "Output shape", "Params")
