@@ -142,7 +142,11 @@ def run_evaluate(path):
 def run_training(args):
     if args.resume:
         run_dir, config = args.resume, load_config(args.resume)
-        if args.epochs is not None:
+        if args.epochs is not None and args.epochs != config["epochs"]:
+            if config["schedule"] != "none":
+                print(f"note: the {config['schedule']} schedule is re-planned over {args.epochs} "
+                      f"epochs instead of {config['epochs']}; epochs already done keep the "
+                      "rates they had")
             config["epochs"] = args.epochs
         print(f"resuming {run_dir} with its config.json (only --epochs and --no-progress "
               f"can change)")

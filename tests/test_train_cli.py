@@ -63,6 +63,7 @@ def test_resume_continues_like_an_uninterrupted_run(run, tmp_path):
     train_py(*TINY, "--epochs", 1, "--augment", "--out", part)
     result = train_py("--resume", part, "--epochs", 2, "--no-progress")
     assert "test accuracy" in result.stdout
+    assert "cosine schedule is re-planned over 2 epochs instead of 1" in result.stdout
     assert json.loads((part / "config.json").read_text())["epochs"] == 2
     a, b = History.load(out / "history.json"), History.load(part / "history.json")
     assert np.array_equal(a.iteration_loss, b.iteration_loss)
