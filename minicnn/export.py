@@ -18,8 +18,8 @@ import copy
 import numpy as np
 
 from . import layers as L
-from .functional import pool_output_size
-from .models.sequential import Sequential
+from .functional.pooling import pool_geometry
+from .models.sequential import Sequential, leaf_layers
 from .serialization import atomic_path
 
 ONNX_OPSET = 17
@@ -183,27 +183,16 @@ def from_torch(module, ties="split"):
 
 # -- ONNX ----------------------------------------------------------------------------
 
-def _flat_layers(model):
-    """The leaf layers of (possibly nested) Sequentials, with their dotted names."""
-    if not isinstance(model, Sequential):
-        yield "", model
-        return
-    for i, layer in enumerate(model.layers):
-        for name, leaf in _flat_layers(layer):
-            yield f"{i}.{name}" if name else str(i), leaf
-
-
 def _pool_pads(layer, in_shape):
     """ONNX pads [top, left, bottom, right]: ceil_mode as explicit extra bottom/right padding.
 
     ONNX shape inference rounds ceil_mode output sizes differently from PyTorch (which
     drops a last window starting in the padding), so the graph never uses ceil_mode.
     """
-    (ph, pw), extra = layer.padding, []
-    for size, k, s, p in zip(in_shape[2:], layer.kernel_size, layer.stride, layer.padding):
-        out = pool_output_size(size, k, s, p, layer.ceil_mode)
-        extra.append(max(0, (out - 1) * s + k - size - 2 * p))
-    return [ph, pw, ph + extra[0], pw + extra[1]]
+    (ph, pw) = layer.padding
+    _, (eh, ew) = pool_geometry(in_shape, layer.kernel_size, layer.stride, layer.padding,
+                                layer.ceil_mode)
+    return [ph, pw, ph + eh, pw + ew]
 
 
 def _onnx_nodes(helper, name, layer, x, in_shape):
@@ -272,7 +261,7 @@ def to_onnx(model, path, input_shape):
     model = copy.deepcopy(model).astype(np.float32).eval()
     sample = np.zeros((1, *input_shape), np.float32)  # carries each layer's input shape
     x, nodes, initialisers, unsupported = "input", [], [], []
-    for name, layer in _flat_layers(model):
+    for name, layer in leaf_layers(model):
         built = _onnx_nodes(helper, name or "0", layer, x, sample.shape) if _known(layer) else None
         sample = layer.forward(sample)
         if built is None:

@@ -28,6 +28,9 @@ class Parameter:
         self.grad[...] = 0
 
     def accumulate(self, g):
+        """grad += g; g must have the parameter's shape (no silent broadcasting)."""
+        if np.shape(g) != self.data.shape:
+            raise ValueError(f"Parameter of shape {self.data.shape}: gradient has shape {np.shape(g)}")
         self.grad += g
 
     def astype(self, dtype):

@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .history import History
-from .serialization import atomic_path
+from .serialization import save_png
 
 
 def ema(values, beta=0.9):
@@ -78,12 +78,6 @@ def plot_runs(run_dirs, path=None, **kwargs):
     histories = [History.load(os.path.join(d, "history.json")) for d in run_dirs]
     labels = [os.path.basename(os.path.normpath(d)) for d in run_dirs]
     return plot_histories(histories, labels, path=path, **kwargs)
-
-
-def save_png(fig, path, dpi=100):
-    """Write ``fig`` to ``path`` as a PNG, atomically."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
 
 
 def main(argv=None):

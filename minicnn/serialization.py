@@ -22,6 +22,9 @@ def atomic_path(path):
     os.unlink(tmp)
     try:
         yield tmp
+        if os.path.isfile(tmp):  # on disk before the rename, so a crash leaves old or new
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.isdir(tmp):
@@ -29,6 +32,12 @@ def atomic_path(path):
             shutil.rmtree(tmp, ignore_errors=True)
         elif os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def save_png(fig, path, dpi=100):
+    """Write a matplotlib Figure to ``path`` as a PNG of figsize * dpi pixels, atomically."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
 
 
 def save_npz(path, arrays):
@@ -54,6 +63,8 @@ def load_npz(path, what="file"):
             return {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, OSError, EOFError, KeyError) as e:
         raise ValueError(f"{what} {path!r} is not a readable .npz archive ({e})") from None
-    except ValueError:
+    except ValueError as e:
+        if "pickle" not in str(e):
+            raise ValueError(f"{what} {path!r} is not a readable .npz archive ({e})") from None
         raise ValueError(f"{what} {path!r} could not be read safely: it holds pickled "
                          "objects, which minicnn never loads") from None

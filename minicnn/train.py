@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .data import DataLoader
 from .history import History
+from .models.sequential import leaf_layers
 from .serialization import load_npz, save_npz
 
 CHECKPOINT, BEST = "checkpoint.npz", "best.npz"
@@ -223,15 +224,10 @@ class _Run:
 def layer_generators(model):
     """The distinct numpy Generators owned by the model's layers (``layer.rng``, e.g. Dropout)."""
     found = []
-
-    def visit(layer):
+    for _, layer in leaf_layers(model):
         rng = getattr(layer, "rng", None)
         if isinstance(rng, np.random.Generator) and not any(rng is g for g in found):
             found.append(rng)
-        for child in getattr(layer, "layers", ()):
-            visit(child)
-
-    visit(model)
     return found
 
 

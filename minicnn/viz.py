@@ -17,16 +17,10 @@ from matplotlib.patches import Rectangle
 
 from . import functional as F
 from .layers import Conv2D, MaxPool2D
-from .models.sequential import Sequential
-from .serialization import atomic_path
+from .models.sequential import leaf_layers
+from .serialization import save_png
 
 DPI = 100
-
-
-def save_png(fig, path, dpi=DPI):
-    """Write ``fig`` to ``path`` as a PNG of exactly figsize * dpi pixels, atomically."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
 
 
 def _finish(fig, path):
@@ -68,19 +62,11 @@ def mosaic(tiles, cols, gap=1):
     return out
 
 
-def _leaf_layers(model):
-    if isinstance(model, Sequential):
-        for layer in model:
-            yield from _leaf_layers(layer)
-    else:
-        yield model
-
-
 # -- filters and feature maps ----------------------------------------------------------
 
 def first_conv(model):
     """The first Conv2D of a model (nested Sequentials included), or None."""
-    return next((l for l in _leaf_layers(model) if isinstance(l, Conv2D)), None)
+    return next((l for l in (layer for _, layer in leaf_layers(model)) if isinstance(l, Conv2D)), None)
 
 
 def filters_figure(model, path=None, fig=None):

@@ -160,7 +160,6 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path):
     after = load_npz(tmp_path / "checkpoint.npz")
     assert before.keys() == after.keys()
     assert all(np.array_equal(before[k], after[k]) for k in before)
-    assert isinstance(NonFiniteLossError("x"), ValueError)
 
 
 def test_load_checkpoint_restores_model_and_rejects_other_files(data, reference, tmp_path):

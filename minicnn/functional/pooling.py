@@ -36,7 +36,7 @@ def pool_output_size(size, kernel, stride, padding, ceil_mode=False, who="pool2d
     return out
 
 
-def _geometry(shape, kernel, stride, padding, ceil_mode):
+def pool_geometry(shape, kernel, stride, padding, ceil_mode):
     """Output size and the extra bottom/right padding that ceil_mode's last window needs."""
     H, W = shape[2:]
     oh = pool_output_size(H, kernel[0], stride[0], padding[0], ceil_mode)
@@ -104,7 +104,7 @@ def max_pool2d_forward(x, kernel, stride, padding=(0, 0), ceil_mode=False):
     - out: (N, C, H', W') with H' = floor((H + 2ph - kh) / sh) + 1 (ceil with ceil_mode)
     - cache: (xp, out, x.shape, kernel, stride, padding); xp is the padded input
     """
-    (oh, ow), extra = _geometry(x.shape, kernel, stride, padding, ceil_mode)
+    (oh, ow), extra = pool_geometry(x.shape, kernel, stride, padding, ceil_mode)
     xp = _pad(x, padding, extra, -np.inf)
     wins = [window(xp, i, j, oh, ow, stride) for i, j in _offsets(kernel)]
     out = np.maximum(wins[0], wins[1]) if len(wins) > 1 else wins[0].copy(order="K")
@@ -131,7 +131,7 @@ def max_pool2d_backward(dout, cache, ties="split"):
         count = winners[0].astype(dout.dtype)
         for w in winners[1:]:
             count += w
-        share = np.divide(dout, count, out=count)  # every window has at least one winner
+        share = np.divide(dout, count, out=count)  # >= 1 winner per window (none if it holds a NaN)
     elif ties == "first":
         taken = winners[0].copy(order="K")
         for w in winners[1:]:
@@ -171,7 +171,7 @@ def avg_pool2d_forward(x, kernel, stride, padding=(0, 0), ceil_mode=False,
     Returns (out, cache): out (N, C, H', W') (H' as for max pooling),
     cache (x.shape, xp.shape, divisor, kernel, stride, padding).
     """
-    (oh, ow), extra = _geometry(x.shape, kernel, stride, padding, ceil_mode)
+    (oh, ow), extra = pool_geometry(x.shape, kernel, stride, padding, ceil_mode)
     xp = _pad(x, padding, extra, 0.0)
     total = window(xp, 0, 0, oh, ow, stride).copy(order="K")
     for i, j in _offsets(kernel)[1:]:

@@ -1,7 +1,6 @@
 """The Layer base class: parameters, buffers, the cache of the last forward, modes."""
 import numpy as np
 
-from ..parameter import Parameter
 
 
 def pair(v, name="value"):

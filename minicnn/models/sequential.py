@@ -7,6 +7,16 @@ from ..serialization import load_npz, save_npz
 _MARKER = "__minicnn_model__"
 
 
+def leaf_layers(model, prefix=""):
+    """(dotted name, layer) for every layer inside nested Sequentials; ("", model) for a
+    single layer. Names are the state-dict prefixes: "0", "3.1", ..."""
+    if not isinstance(model, Sequential):
+        yield prefix.rstrip("."), model
+        return
+    for i, layer in enumerate(model.layers):
+        yield from leaf_layers(layer, f"{prefix}{i}.")
+
+
 class Sequential(Layer):
     """Layers applied in order. State-dict keys are those of PyTorch's ``nn.Sequential``
     with the same layers ("0.weight", "0.bias", "4.running_mean", ...)."""
