@@ -91,6 +91,13 @@ class Layer:
     def parameters(self):
         return [p for _, p in self.named_parameters()]
 
+    def _accumulate(self, *grads):
+        """Add the gradients, given in ``param_names`` order, into the parameters' ``.grad``."""
+        for name, g in zip(self.param_names, grads):
+            p = getattr(self, name)
+            if p is not None:
+                p.accumulate(g)
+
     def named_buffers(self):
         for name in self.buffer_names:
             yield name, getattr(self, name)

@@ -52,9 +52,7 @@ class Conv2D(Layer):
         cache, dout = self._take_cache(dout)
         self.cache = None  # one backward per forward; frees the cached input early
         dx, dw, db = F.conv2d_backward(dout, cache, input_grad)
-        self.weight.accumulate(dw)
-        if self.bias is not None:
-            self.bias.accumulate(db)
+        self._accumulate(dw, db)
         return dx
 
     def extra_repr(self):

@@ -32,9 +32,7 @@ class Linear(Layer):
     def backward(self, dout, input_grad=True):
         cache, dout = self._take_cache(dout)
         dx, dw, db = F.linear_backward(dout, cache, input_grad)
-        self.weight.accumulate(dw)
-        if self.bias is not None:
-            self.bias.accumulate(db)
+        self._accumulate(dw, db)
         return dx
 
     def extra_repr(self):

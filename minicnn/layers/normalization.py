@@ -55,8 +55,7 @@ class _BatchNorm(Layer):
     def backward(self, dout):
         cache, dout = self._take_cache(dout)
         dx, dgamma, dbeta = F.batchnorm_backward(dout, cache)
-        self.weight.accumulate(dgamma)
-        self.bias.accumulate(dbeta)
+        self._accumulate(dgamma, dbeta)
         return dx
 
     def extra_repr(self):
