@@ -1,6 +1,21 @@
-"""minicnn: a small, modular convolutional-network framework in numpy."""
-from .gradcheck import gradcheck
-from .parameter import Parameter
+"""minicnn: a small, modular convolutional-network framework in numpy.
 
-__version__ = "0.1.0"
-__all__ = ["Parameter", "gradcheck", "__version__"]
+The names below load on first use, so ``import minicnn`` stays light and the command-line
+front can set BLAS options before numpy is imported.
+"""
+import importlib
+
+__version__ = "0.2.0"
+__all__ = ["Parameter", "gradcheck", "no_grad", "__version__"]
+
+_LAZY = {"Parameter": ".parameter", "gradcheck": ".gradient_check", "no_grad": ".layers.base"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'minicnn' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

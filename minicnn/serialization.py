@@ -1,4 +1,4 @@
-"""Atomic file writes and pickle-free .npz reading."""
+"""Files: atomic writes and pickle-free, bounded .npz reading."""
 import contextlib
 import os
 import tempfile
@@ -32,12 +32,6 @@ def atomic_path(path):
             shutil.rmtree(tmp, ignore_errors=True)
         elif os.path.exists(tmp):
             os.unlink(tmp)
-
-
-def save_png(fig, path, dpi=100):
-    """Write a matplotlib Figure to ``path`` as a PNG of figsize * dpi pixels, atomically."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
 
 
 def save_npz(path, arrays):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from minicnn import gradcheck
-from minicnn.gradcheck import numerical_grad, rel_error
+from minicnn.gradient_check import numerical_grad, rel_error
 from minicnn import functional as F
 from minicnn.layers import (BatchNorm1D, BatchNorm2D, Conv2D, Dropout, Flatten, LeakyReLU, Linear,
                             ReLU)

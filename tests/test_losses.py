@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from minicnn.functional.losses import mse, softmax_cross_entropy
-from minicnn.gradcheck import numerical_grad, rel_error
+from minicnn.gradient_check import numerical_grad, rel_error
 from minicnn.losses import MSELoss, SoftmaxCrossEntropy
 
 rng = np.random.default_rng(0)

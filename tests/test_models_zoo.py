@@ -8,7 +8,7 @@ from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.models import (MODELS, Sequential, build_model, linear_classifier,
                             three_layer_convnet, vgg_small)
 from minicnn.optim import Adam
-from minicnn.train import fit
+from minicnn.training import fit
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

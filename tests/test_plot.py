@@ -4,8 +4,8 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from minicnn.history import History
-from minicnn.plot import ema, main, plot_histories, plot_runs
+from minicnn.training.history import History
+from minicnn.viz.curves import ema, main, plot_histories, plot_runs
 
 
 def fake_history(seed, epochs=4, steps=25):

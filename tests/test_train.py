@@ -8,14 +8,14 @@ import signal
 import numpy as np
 import pytest
 
-from minicnn.history import COLUMNS, History
+from minicnn.training.history import COLUMNS, History
 from minicnn.layers import BatchNorm2D, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU
 from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.models import Sequential
 from minicnn.optim import Adam
-from minicnn.schedules import ConstantLR, CosineLR, StepLR, make_schedule
+from minicnn.training.schedules import ConstantLR, CosineLR, StepLR, make_schedule
 from minicnn.serialization import load_npz
-from minicnn.train import (NonFiniteLossError, evaluate, fit, load_checkpoint, load_weights,
+from minicnn.training import (NonFiniteLossError, evaluate, fit, load_checkpoint, load_weights,
                            predict, read_checkpoint)
 
 EPOCHS, BATCH = 3, 16

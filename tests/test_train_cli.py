@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minicnn.history import History
+from minicnn.training.history import History
 from minicnn.serialization import load_npz
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

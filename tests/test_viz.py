@@ -134,8 +134,8 @@ def test_routing_figure_of_a_real_feature_map(tmp_path):
 def make_run(run_dir, model="three_layer_convnet"):
     """A run folder as train.py writes it: 1 epoch of ``model`` on 100 images."""
     from minicnn.losses import SoftmaxCrossEntropy
-    from minicnn.runs import build_data, build_model_for, build_optimizer, save_config
-    from minicnn.train import fit
+    from minicnn.training.runs import build_data, build_model_for, build_optimizer, save_config
+    from minicnn.training import fit
     config = dict(dataset="synthetic", data_dir=None, model=model, epochs=1,
                   batch_size=50, lr=1e-3, optimizer="adam", weight_decay=0.0, schedule="none",
                   augment=False, num_train=100, num_val=40, num_test=60, dtype="float32", seed=0)
@@ -153,8 +153,8 @@ def tiny_run(tmp_path_factory):
 
 
 def test_report_of_a_run_folder(tiny_run, capsys):
-    """python -m minicnn.report RUN_DIR writes RUN_DIR/report.png via write_report."""
-    from minicnn import report
+    """minicnn-report RUN_DIR writes RUN_DIR/report.png via write_report."""
+    from minicnn.viz import report
     report.main([str(tiny_run)])
     path = tiny_run / "report.png"
     assert f"wrote {path}" in capsys.readouterr().out
@@ -167,14 +167,14 @@ def test_report_of_a_run_folder(tiny_run, capsys):
 
 
 def test_report_of_a_model_without_conv(tmp_path):
-    from minicnn import report
+    from minicnn.viz import report
     path = report.write_report(str(make_run(tmp_path, model="linear")))
     check_png(path, Figure(figsize=report.PAGE), min_colours=500)
 
 
 def test_raw_images_undo_normalisation():
     from minicnn.data import fit_normalizer, normalize
-    from minicnn.report import raw_images
+    from minicnn.viz.report import raw_images
     x = np.random.default_rng(4).integers(0, 256, (5, 3, 4, 4), dtype=np.uint8)
     mean, std = fit_normalizer(x)
     np.testing.assert_array_equal(raw_images(normalize(x, mean, std), mean, std), x)

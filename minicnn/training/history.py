@@ -3,7 +3,7 @@ import csv
 import json
 import math
 
-from .serialization import atomic_path
+from ..serialization import atomic_path
 
 #: Per-epoch columns, in CSV order.
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",

@@ -2,20 +2,21 @@
 
 A run folder written by ``fit(..., out_dir=...)`` holds
 
-- ``history.json`` / ``history.csv``: see :class:`minicnn.history.History`;
+- ``history.json`` / ``history.csv``: see :class:`minicnn.training.History`;
 - ``checkpoint.npz``: everything needed to continue (model state incl. batch-norm running
   statistics, optimizer state, the data Generator's state, the Generators of layers that
   own one such as Dropout's ``rng``, the history and the epoch/step counters), written
   atomically after every epoch and on Ctrl-C; RNG states are stored as JSON text in a
   0-d string array, so the file loads without pickle;
-- ``best.npz``: the model with the best validation accuracy so far (``Sequential.save``
+- ``best.npz``: the model with the best validation accuracy so far (``Layer.save``
   format, loadable with ``model.load``).
+
+The file format is in :mod:`minicnn.training.checkpoint`.
 
 ``fit(..., resume=True)`` continues from ``checkpoint.npz`` exactly as an uninterrupted
 run would: same seed, bit-identical weights and history (on the same machine with the
 same number of BLAS threads, which can change the rounding of matrix products).
 """
-import json
 import math
 import os
 import signal
@@ -25,13 +26,9 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from .data import DataLoader
+from ..data import DataLoader
+from .checkpoint import BEST, CHECKPOINT, Position, load_checkpoint, save_checkpoint
 from .history import History
-from .models.sequential import leaf_layers
-from .serialization import load_npz, save_npz
-
-CHECKPOINT, BEST = "checkpoint.npz", "best.npz"
-_FORMAT = "minicnn-checkpoint-1"
 
 
 class NonFiniteLossError(ValueError):
@@ -97,24 +94,24 @@ def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
     rng = np.random.default_rng(seed)
     loader = DataLoader(x_train, y_train, batch_size, shuffle=True, augment=augment,
                         drop_last=drop_last, rng=rng)
-    history, start = History(), _Position()
+    history, start = History(), Position()
     if resume:
         if out_dir is None:
             raise ValueError("resume=True needs the out_dir that holds checkpoint.npz")
         history, start = load_checkpoint(os.path.join(out_dir, CHECKPOINT), model, optimizer, rng)
-    run = _Run(model, optimizer, rng, history, out_dir)
+    folder = _RunFolder(model, optimizer, rng, history, out_dir)
+    trainer = _Trainer(model, loss_fn, optimizer, loader, folder)
     model.train()
-    with _DeferredInterrupt() as interrupt:
+    with _DeferredInterrupt() as trainer.interrupt:
         try:
             for epoch in range(start.epoch, int(epochs)):
                 if schedule is not None:
                     optimizer.lr = schedule.lr_at(epoch)
-                part = start if epoch == start.epoch else _Position(epoch)
+                part = start if epoch == start.epoch else Position(epoch)
                 began = time.perf_counter() - part.seconds
                 with tqdm(total=len(loader), initial=part.step, desc=f"epoch {epoch + 1}/{epochs}",
                           disable=not progress, dynamic_ncols=True) as bar:
-                    train_loss, train_acc = _train_epoch(model, loss_fn, optimizer, loader, part,
-                                                         run, interrupt, bar, began)
+                    train_loss, train_acc = trainer.train_epoch(part, bar, began)
                     val_loss, val_acc = evaluate(model, loss_fn, x_val, y_val, eval_batch_size)
                     bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}",
                                     val_acc=f"{val_acc:.3f}")
@@ -122,72 +119,68 @@ def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
                                   val_loss=val_loss, val_acc=val_acc, lr=optimizer.lr,
                                   seconds=time.perf_counter() - began,
                                   iterations=len(history.iteration_loss))
-                run.end_epoch(val_acc)
-                if interrupt.requested:
+                folder.end_epoch(val_acc)
+                if trainer.interrupt.requested:
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
-            run.save_history()  # a second Ctrl-C mid-step: history only, checkpoint as it was
+            folder.save_history()  # a second Ctrl-C mid-step: history only, checkpoint as it was
             raise
     return history
 
 
-def _train_epoch(model, loss_fn, optimizer, loader, part, run, interrupt, bar, began):
-    """Train on the minibatches of one epoch from ``part`` (a _Position) on; returns the
-    epoch's mean training loss and accuracy."""
-    if part.rng_state is None:
-        part.rng_state = loader.rng.bit_generator.state
-    loader.rng.bit_generator.state = part.rng_state  # the epoch's shuffle and augmentation
-    for step, (xb, yb) in enumerate(loader):
-        if step < part.step:
-            continue  # resuming mid-epoch: these batches were trained on already
-        if interrupt.requested:
-            part.seconds = time.perf_counter() - began
-            run.save(part)
-            raise KeyboardInterrupt
-        loss, correct = _train_step(model, loss_fn, optimizer, xb, yb)
-        if not math.isfinite(loss):
-            run.save_history()
-            raise NonFiniteLossError(
-                f"the training loss is {loss} at epoch {part.epoch + 1}, iteration {step + 1}; "
-                f"training stopped. {run.last_good()} Try a smaller learning rate.")
-        run.history.iteration_loss.append(loss)
-        part.step, part.seen = step + 1, part.seen + len(yb)
-        part.loss_sum += loss * len(yb)
-        part.correct += correct
-        bar.update(1)
-        bar.set_postfix(loss=f"{part.loss_sum / part.seen:.3f}",
-                        acc=f"{part.correct / part.seen:.3f}", refresh=False)
-    return part.loss_sum / part.seen, part.correct / part.seen
+class _Trainer:
+    """What one epoch of training needs: the model, loss, optimizer, data, run folder and
+    the Ctrl-C flag."""
+
+    def __init__(self, model, loss_fn, optimizer, loader, folder):
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.loader, self.folder, self.interrupt = loader, folder, None
+
+    def train_epoch(self, part, bar, began):
+        """Train on the minibatches of one epoch from ``part`` (a :class:`Position`) on;
+        returns the epoch's mean training loss and accuracy."""
+        rng = self.loader.rng
+        if part.rng_state is None:
+            part.rng_state = rng.bit_generator.state
+        rng.bit_generator.state = part.rng_state  # the epoch's shuffle and augmentation
+        for step, (xb, yb) in enumerate(self.loader):
+            if step < part.step:
+                continue  # resuming mid-epoch: these batches were trained on already
+            if self.interrupt.requested:
+                part.seconds = time.perf_counter() - began
+                self.folder.save(part)
+                raise KeyboardInterrupt
+            loss, correct = self.train_step(xb, yb)
+            if not math.isfinite(loss):
+                self.folder.save_history()
+                raise NonFiniteLossError(
+                    f"the training loss is {loss} at epoch {part.epoch + 1}, iteration "
+                    f"{step + 1}; training stopped. {self.folder.last_good()} "
+                    "Try a smaller learning rate.")
+            self.folder.history.iteration_loss.append(loss)
+            part.step, part.seen = step + 1, part.seen + len(yb)
+            part.loss_sum += loss * len(yb)
+            part.correct += correct
+            bar.update(1)
+            bar.set_postfix(loss=f"{part.loss_sum / part.seen:.3f}",
+                            acc=f"{part.correct / part.seen:.3f}", refresh=False)
+        return part.loss_sum / part.seen, part.correct / part.seen
+
+    def train_step(self, xb, yb):
+        """One forward/backward/update on a minibatch; returns (loss, number correct).
+
+        The update is skipped when the loss is not finite.
+        """
+        scores = self.model(xb)
+        loss = self.loss_fn(scores, yb)
+        if math.isfinite(loss):
+            self.optimizer.zero_grad()
+            self.model.backward(self.loss_fn.backward(), input_grad=False)
+            self.optimizer.step()
+        return loss, int(np.sum(scores.argmax(axis=1) == yb))
 
 
-def _train_step(model, loss_fn, optimizer, xb, yb):
-    """One forward/backward/update on a minibatch; returns (loss, number correct).
-
-    The update is skipped when the loss is not finite.
-    """
-    scores = model(xb)
-    loss = loss_fn(scores, yb)
-    if math.isfinite(loss):
-        optimizer.zero_grad()
-        model.backward(loss_fn.backward(), input_grad=False)
-        optimizer.step()
-    return loss, int(np.sum(scores.argmax(axis=1) == yb))
-
-
-class _Position:
-    """Where training stands: finished epochs, finished steps of the current epoch, the
-    data Generator's state at the start of that epoch and the epoch's running sums."""
-
-    def __init__(self, epoch=0, step=0, rng_state=None, seen=0, loss_sum=0.0, correct=0,
-                 seconds=0.0):
-        self.epoch, self.step, self.rng_state = epoch, step, rng_state
-        self.seen, self.loss_sum, self.correct, self.seconds = seen, loss_sum, correct, seconds
-
-    def to_dict(self):
-        return dict(vars(self))
-
-
-class _Run:
+class _RunFolder:
     """The files of a run folder; ``out_dir=None`` makes every method do nothing."""
 
     def __init__(self, model, optimizer, rng, history, out_dir):
@@ -213,83 +206,12 @@ class _Run:
         if self.out_dir is not None and val_acc > self.best_acc:
             self.model.save(self.path(BEST))
         self.best_acc = max(self.best_acc, val_acc)
-        self.save(_Position(len(self.history), rng_state=self.rng.bit_generator.state))
+        self.save(Position(len(self.history), rng_state=self.rng.bit_generator.state))
 
     def last_good(self):
         if self.out_dir is None or not os.path.exists(self.path(CHECKPOINT)):
             return "No checkpoint was saved."
         return f"The last good checkpoint ({len(self.history)} epochs) is {self.path(CHECKPOINT)}."
-
-
-def layer_generators(model):
-    """The distinct numpy Generators owned by the model's layers (``layer.rng``, e.g. Dropout)."""
-    found = []
-    for _, layer in leaf_layers(model):
-        rng = getattr(layer, "rng", None)
-        if isinstance(rng, np.random.Generator) and not any(rng is g for g in found):
-            found.append(rng)
-    return found
-
-
-def save_checkpoint(path, model, optimizer, history, position):
-    """Write model, optimizer, history and RNG states to one .npz atomically.
-
-    Keys: ``model.<state key>``, ``optimizer.<state key>`` and ``meta``, a 0-d string
-    array of JSON with the counters, the history and the Generator states.
-    """
-    meta = {"format": _FORMAT, "position": position.to_dict(), "history": history.to_dict(),
-            "layer_rngs": [g.bit_generator.state for g in layer_generators(model)]}
-    arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
-    arrays.update({f"optimizer.{k}": v for k, v in optimizer.state_dict().items()})
-    arrays["meta"] = np.array(json.dumps(meta))
-    save_npz(path, arrays)
-
-
-def read_checkpoint(path):
-    """``(model_state, optimizer_state, meta)`` of a checkpoint; ValueError if it is not one."""
-    arrays = load_npz(path, "checkpoint")
-    try:
-        meta = json.loads(str(arrays.pop("meta")))
-        ok = meta["format"] == _FORMAT
-    except (KeyError, ValueError, TypeError):
-        ok = False
-    if not ok:
-        raise ValueError(f"{path!r} is not a minicnn training checkpoint")
-    split = lambda prefix: {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-    return split("model."), split("optimizer."), meta
-
-
-def load_checkpoint(path, model, optimizer=None, rng=None):
-    """Restore a checkpoint into ``model`` (and ``optimizer``, the data Generator ``rng`` and
-    the layers' Generators); returns ``(history, position)``."""
-    model_state, optimizer_state, meta = read_checkpoint(path)
-    try:
-        model.load_state_dict(model_state)
-        if optimizer is not None:
-            optimizer.load_state_dict(optimizer_state)
-    except ValueError as e:
-        raise ValueError(f"checkpoint {path!r} does not fit this model/optimizer: {e}") from None
-    generators = layer_generators(model)
-    if len(generators) != len(meta["layer_rngs"]):
-        raise ValueError(f"checkpoint {path!r} has {len(meta['layer_rngs'])} layer RNG states, "
-                         f"the model has {len(generators)} layers with a Generator")
-    for g, state in zip(generators, meta["layer_rngs"]):
-        g.bit_generator.state = state
-    position = _Position(**meta["position"])
-    if rng is not None:
-        rng.bit_generator.state = position.rng_state
-    return History.from_dict(meta["history"]), position
-
-
-def load_weights(model, path):
-    """Load weights into ``model`` from ``best.npz`` (model file) or ``checkpoint.npz``."""
-    try:
-        model.load(path)
-    except ValueError as e:
-        if "not a saved minicnn model" not in str(e):
-            raise
-        model.load_state_dict(read_checkpoint(path)[0])
-    return model
 
 
 class _DeferredInterrupt:

@@ -7,7 +7,7 @@ directly, never through pyplot, so nothing needs a display (headless machines us
 the Agg renderer) and no global figure list grows. In a notebook with the inline
 backend (``%matplotlib inline``) a returned figure displays itself; in a script, pass
 ``path=``. Pass ``fig=`` (a Figure or SubFigure) to draw into part of a larger page,
-as :mod:`minicnn.report` does.
+as :mod:`minicnn.viz.report` does.
 """
 import fractions
 
@@ -15,10 +15,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from . import functional as F
-from .layers import Conv2D, MaxPool2D
-from .models.sequential import leaf_layers
-from .serialization import save_png
+from .. import functional as F
+from ..layers import Conv2D, MaxPool2D
+from ..models.sequential import leaf_layers
+from .png import save_png
 
 DPI = 100
 

@@ -1,6 +1,6 @@
 """Loss and accuracy curves of one or more runs.
 
-    python -m minicnn.plot runs/a runs/b -o curves.png
+    minicnn-plot runs/a runs/b -o curves.png     # or: python -m minicnn.viz.curves ...
 
 Left: the loss of every iteration, raw (faint) and smoothed with an exponential moving
 average, with dotted lines at epoch boundaries. Right: train (dashed) and validation
@@ -15,8 +15,8 @@ import sys
 import numpy as np
 from matplotlib.figure import Figure
 
-from .history import History
-from .serialization import save_png
+from ..training.history import History
+from .png import save_png
 
 
 def ema(values, beta=0.9):
@@ -81,7 +81,7 @@ def plot_runs(run_dirs, path=None, **kwargs):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m minicnn.plot",
+    parser = argparse.ArgumentParser(prog="minicnn-plot",
                                      description="Plot the loss and accuracy curves of runs.")
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                         help="run folder(s) holding history.json")

@@ -1,6 +1,6 @@
 """One page about a trained run: curves, confusion matrix, first-layer filters, predictions.
 
-    python -m minicnn.report RUN_DIR            # writes RUN_DIR/report.png
+    minicnn-report RUN_DIR            # or: python -m minicnn.viz.report RUN_DIR; writes RUN_DIR/report.png
 
 ``write_report(run_dir)`` does the same from Python (``train.py`` calls it at the end of
 a run). The model is the run's ``best.npz``, evaluated on the run's test split.
@@ -13,10 +13,11 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from . import viz
-from .plot import plot_histories
-from .runs import build_data, load_run
-from .train import predict
+from ..training.loop import predict
+from ..training.runs import build_data, load_run
+from . import figures as viz
+from .curves import plot_histories
+from .png import save_png
 
 REPORT = "report.png"
 PAGE = (16, 13)  # inches at viz.DPI: 1600 x 1300 pixels
@@ -76,12 +77,12 @@ def write_report(run_dir, path=None):
              f"{max(history['val_acc'], default=float('nan')):.1%}; ")
     page = report_figure(model, history, data.x_test, data.y_test, data.classes, images, title)
     path = path or os.path.join(run_dir, REPORT)
-    viz.save_png(page, path)
+    save_png(page, path)
     return path
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m minicnn.report",
+    parser = argparse.ArgumentParser(prog="minicnn-report",
                                      description="Write a one-page report.png for a run folder.")
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by train.py")
     parser.add_argument("-o", "--output", default=None,

@@ -3,10 +3,10 @@
 A run folder (written by ``train.py``) holds ``config.json``, ``history.json``,
 ``history.csv``, ``loss.png``, ``checkpoint.npz`` and ``best.npz``. For example::
 
-    from minicnn.runs import build_data, load_run
+    from minicnn.training.runs import build_data, load_run
     model, config, history = load_run("runs/20240101-120000")   # best.npz, eval mode
     data = build_data(config)                                   # the same normalised splits
-    scores = minicnn.train.predict(model, data.x_test)
+    scores = minicnn.training.predict(model, data.x_test)
 
 ``config.json`` keys: dataset ("cifar10" or "synthetic"), data_dir, model, epochs,
 batch_size, lr, optimizer, weight_decay, schedule, augment, num_train, num_val,
@@ -18,14 +18,14 @@ from typing import List, NamedTuple
 
 import numpy as np
 
-from .data import (SYNTHETIC_CLASSES, fit_normalizer, load_cifar10, normalize,
+from ..data import (SYNTHETIC_CLASSES, fit_normalizer, load_cifar10, normalize,
                    synthetic_cifar, train_val_split)
 from .history import History
-from .models import build_model
-from .optim import SGD, Adam, AdamW, RMSprop
+from ..models import build_model
+from ..optim import SGD, Adam, AdamW, RMSprop
 from .schedules import make_schedule
-from .serialization import atomic_path
-from .train import BEST, CHECKPOINT, load_weights
+from ..serialization import atomic_path
+from .checkpoint import BEST, CHECKPOINT, load_weights
 
 #: Optimizer name -> (class, default learning rate of train.py, tuned for vgg_small;
 #: three_layer_convnet wants about a third of it).
