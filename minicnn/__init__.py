@@ -8,7 +8,7 @@ import importlib
 __version__ = "0.2.0"
 __all__ = ["Parameter", "gradcheck", "no_grad", "__version__"]
 
-_LAZY = {"Parameter": ".parameter", "gradcheck": ".gradient_check", "no_grad": ".layers.base"}
+_LAZY = {"Parameter": ".parameter", "gradcheck": ".gradient_check", "no_grad": ".grad_mode"}
 
 
 def __getattr__(name):

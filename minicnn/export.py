@@ -19,7 +19,8 @@ import numpy as np
 
 from . import layers as L
 from .functional.pooling import pool_geometry
-from .models.sequential import Sequential, leaf_layers
+from .grad_mode import no_grad
+from .models.sequential import Sequential
 from .serialization import atomic_path
 
 ONNX_OPSET = 17
@@ -49,59 +50,91 @@ def to_torch(model):
 
     Parameters keep their dtype (float32 stays float32, float64 stays float64).
     GlobalAvgPool2D becomes ``nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())``
-    at the same index, so the state-dict keys stay aligned. Raises TypeError naming
-    any layer without a PyTorch counterpart.
+    at the same index, so the state-dict keys stay aligned; a :class:`Residual` becomes a
+    small ``nn.Module`` with the same ``body``/``shortcut`` children, so nested keys
+    ("3.body.0.weight") are equal too. Raises TypeError naming any layer without a
+    PyTorch counterpart.
     """
     torch = _torch()
-    nn = torch.nn
-    layers = model.layers if isinstance(model, Sequential) else [model]
-    unsupported = [f"({i}) {layer!r}" for i, layer in enumerate(layers) if not _known(layer)]
+    unsupported = [f"({name or 0}) {layer._describe()}" for name, layer in model.named_modules()
+                   if not _known(layer)]
     if unsupported:
         raise TypeError(f"to_torch: no PyTorch counterpart for {', '.join(unsupported)}")
-    modules = []
-    for layer in layers:
-        if isinstance(layer, Sequential):
-            modules.append(to_torch(layer))
-            continue
-        dtype = getattr(torch, str(layer.dtype)) if layer.dtype is not None else None
-        if isinstance(layer, L.Conv2D):
-            m = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
-                          layer.stride, layer.padding, bias=layer.bias is not None, dtype=dtype)
-        elif isinstance(layer, L.Linear):
-            m = nn.Linear(layer.in_features, layer.out_features,
-                          bias=layer.bias is not None, dtype=dtype)
-        elif isinstance(layer, (L.BatchNorm1D, L.BatchNorm2D)):
-            cls = nn.BatchNorm2d if isinstance(layer, L.BatchNorm2D) else nn.BatchNorm1d
-            m = cls(layer.num_features, eps=layer.eps, momentum=layer.momentum, dtype=dtype)
-        elif isinstance(layer, L.MaxPool2D):
-            m = nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding,
-                             ceil_mode=layer.ceil_mode)
-        elif isinstance(layer, L.AvgPool2D):
-            m = nn.AvgPool2d(layer.kernel_size, layer.stride, layer.padding,
-                             ceil_mode=layer.ceil_mode, count_include_pad=layer.count_include_pad)
-        elif isinstance(layer, L.GlobalAvgPool2D):
-            m = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        elif isinstance(layer, L.LeakyReLU):
-            m = nn.LeakyReLU(layer.negative_slope)
-        elif isinstance(layer, L.ReLU):
-            m = nn.ReLU()
-        elif isinstance(layer, L.Dropout):
-            m = nn.Dropout(layer.p)
-        else:  # Flatten
-            m = nn.Flatten()
-        if layer.state_dict():
-            m.load_state_dict({k: _tensor(torch, v) for k, v in layer.state_dict().items()})
-        modules.append(m)
-    return nn.Sequential(*modules).train(model.training)
+    net = _to_torch_module(torch, model)
+    if not isinstance(net, torch.nn.Sequential) or isinstance(model, L.GlobalAvgPool2D):
+        net = torch.nn.Sequential(net)
+    return net.train(model.training)
+
+
+def _torch_residual_class(torch):
+    """``nn.Module`` computing body(x) + shortcut(x) (identity when there is no shortcut)."""
+    global _TorchResidual
+    if _TorchResidual is None:
+        class Residual(torch.nn.Module):
+            def __init__(self, body, shortcut=None):
+                super().__init__()
+                self.body = body
+                if shortcut is not None:
+                    self.shortcut = shortcut
+
+            def forward(self, x):
+                skip = self.shortcut(x) if hasattr(self, "shortcut") else x
+                return self.body(x) + skip
+
+        Residual.__module__ = __name__
+        _TorchResidual = Residual
+    return _TorchResidual
+
+
+_TorchResidual = None
+
+
+def _to_torch_module(torch, layer):
+    nn = torch.nn
+    if isinstance(layer, Sequential):
+        return nn.Sequential(*(_to_torch_module(torch, c) for c in layer))
+    if isinstance(layer, L.Residual):
+        shortcut = None if layer.shortcut is None else _to_torch_module(torch, layer.shortcut)
+        return _torch_residual_class(torch)(_to_torch_module(torch, layer.body), shortcut)
+    dtype = getattr(torch, str(layer.dtype)) if layer.dtype is not None else None
+    if isinstance(layer, L.Conv2D):
+        m = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                      layer.stride, layer.padding, bias=layer.bias is not None, dtype=dtype)
+    elif isinstance(layer, L.Linear):
+        m = nn.Linear(layer.in_features, layer.out_features,
+                      bias=layer.bias is not None, dtype=dtype)
+    elif isinstance(layer, (L.BatchNorm1D, L.BatchNorm2D)):
+        cls = nn.BatchNorm2d if isinstance(layer, L.BatchNorm2D) else nn.BatchNorm1d
+        m = cls(layer.num_features, eps=layer.eps, momentum=layer.momentum, dtype=dtype)
+    elif isinstance(layer, L.MaxPool2D):
+        m = nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding,
+                         ceil_mode=layer.ceil_mode)
+    elif isinstance(layer, L.AvgPool2D):
+        m = nn.AvgPool2d(layer.kernel_size, layer.stride, layer.padding,
+                         ceil_mode=layer.ceil_mode, count_include_pad=layer.count_include_pad)
+    elif isinstance(layer, L.GlobalAvgPool2D):
+        m = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    elif isinstance(layer, L.LeakyReLU):
+        m = nn.LeakyReLU(layer.negative_slope)
+    elif isinstance(layer, L.ReLU):
+        m = nn.ReLU()
+    elif isinstance(layer, L.Dropout):
+        m = nn.Dropout(layer.p)
+    else:  # Flatten
+        m = nn.Flatten()
+    if layer.state_dict():
+        m.load_state_dict({k: _tensor(torch, v) for k, v in layer.state_dict().items()})
+    return m.train(layer.training)
 
 
 _BUILT_IN = (L.Conv2D, L.Linear, L.BatchNorm1D, L.BatchNorm2D, L.MaxPool2D, L.AvgPool2D,
              L.GlobalAvgPool2D, L.ReLU, L.LeakyReLU, L.Dropout, L.Flatten)
+_CONTAINERS = (Sequential, L.Residual)
 
 
 def _known(layer):
     """Built-in layers only: a subclass may compute something else."""
-    return isinstance(layer, Sequential) or type(layer) in _BUILT_IN
+    return type(layer) in _BUILT_IN + _CONTAINERS
 
 
 def _is_global_avg_pool(torch, m):
@@ -120,6 +153,10 @@ def _from_torch_module(torch, m, ties):
         return L.GlobalAvgPool2D()
     if isinstance(m, nn.Sequential):
         return _from_torch_sequential(torch, m, ties)
+    if isinstance(m, _torch_residual_class(torch)):
+        parts = [_from_torch_module(torch, c, ties) for c in m.children()]
+        problems = [why for why in parts if isinstance(why, str)]
+        return problems[0] if problems else L.Residual(*parts)
     if isinstance(m, nn.Conv2d):
         if m.groups != 1 or m.dilation != (1, 1) or m.padding_mode != "zeros" \
                 or isinstance(m.padding, str):
@@ -171,8 +208,9 @@ def from_torch(module, ties="split"):
     """A minicnn :class:`Sequential` with the layers, weights and mode of a torch module.
 
     ``module`` is an ``nn.Sequential`` (nested ones allowed; the pair
-    ``nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())`` becomes GlobalAvgPool2D)
-    or a single supported module. MaxPool2D layers get the tie rule ``ties``.
+    ``nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())`` becomes GlobalAvgPool2D, and
+    the residual modules :func:`to_torch` makes become :class:`Residual`) or a single
+    supported module. MaxPool2D layers get the tie rule ``ties``.
     Raises TypeError naming every module that minicnn cannot represent.
     """
     torch = _torch()
@@ -248,6 +286,38 @@ def _onnx_nodes(helper, name, layer, x, in_shape):
     return [helper.make_node(op, [x], [out], name, **make_attrs())], {}, out
 
 
+def _onnx_graph(helper, layer, name, x, sample):
+    """ONNX nodes computing ``layer`` (any nesting) on tensor ``x``; ``sample`` is an input
+    of the right shape. Returns (nodes, {initialiser: array}, output name, output sample,
+    unsupported layers)."""
+    if isinstance(layer, Sequential) and type(layer) is Sequential:
+        nodes, arrays, bad = [], {}, []
+        for i, child in enumerate(layer):
+            n, a, x, sample, b = _onnx_graph(helper, child, f"{name}.{i}" if name else str(i),
+                                             x, sample)
+            nodes, bad = nodes + n, bad + b
+            arrays.update(a)
+        return nodes, arrays, x, sample, bad
+    if type(layer) is L.Residual:
+        nodes, arrays, body_out, out_sample, bad = _onnx_graph(
+            helper, layer.body, f"{name}.body", x, sample)
+        skip = x
+        if layer.shortcut is not None:
+            n, a, skip, _, b = _onnx_graph(helper, layer.shortcut, f"{name}.shortcut", x, sample)
+            nodes, bad = nodes + n, bad + b
+            arrays.update(a)
+        out = f"{name}.out"
+        nodes.append(helper.make_node("Add", [body_out, skip], [out], f"{name}.add"))
+        return nodes, arrays, out, out_sample, bad
+    label = name or "0"
+    out_sample = layer.forward(sample)
+    if not _known(layer):
+        return [], {}, x, out_sample, [f"({label}) {layer!r} ({type(layer).__module__}."
+                                       f"{type(layer).__qualname__})"]
+    nodes, arrays, out = _onnx_nodes(helper, label, layer, x, sample.shape)
+    return nodes, arrays, out, out_sample, []
+
+
 def to_onnx(model, path, input_shape):
     """Write ``model`` in eval mode to ``path`` as an ONNX model (opset 17), atomically.
 
@@ -260,26 +330,14 @@ def to_onnx(model, path, input_shape):
     helper, numpy_helper = onnx.helper, onnx.numpy_helper
     model = copy.deepcopy(model).astype(np.float32).eval()
     sample = np.zeros((1, *input_shape), np.float32)  # carries each layer's input shape
-    x, nodes, initialisers, unsupported = "input", [], [], []
-    for name, layer in leaf_layers(model):
-        built = _onnx_nodes(helper, name or "0", layer, x, sample.shape) if _known(layer) else None
-        sample = layer.forward(sample)
-        if built is None:
-            unsupported.append(f"({name or 0}) {layer!r} ({type(layer).__module__}."
-                               f"{type(layer).__qualname__})")
-            continue
-        new_nodes, arrays, x = built
-        nodes += new_nodes
-        initialisers += [numpy_helper.from_array(a if a.dtype == np.int64 else
-                                                 a.astype(np.float32), k)
-                         for k, a in arrays.items()]
+    with no_grad():
+        nodes, arrays, x, sample, unsupported = _onnx_graph(helper, model, "", "input", sample)
     if unsupported:
         raise TypeError(f"to_onnx: cannot export {', '.join(unsupported)}; supported layers "
-                        f"are Sequential, {', '.join(t.__name__ for t in _BUILT_IN)}")
-    if not nodes:
-        nodes = [helper.make_node("Identity", ["input"], ["output"], "identity")]
-    else:
-        nodes[-1].output[0] = "output"
+                        f"are Sequential, Residual, {', '.join(t.__name__ for t in _BUILT_IN)}")
+    initialisers = [numpy_helper.from_array(a if a.dtype == np.int64 else a.astype(np.float32), k)
+                    for k, a in arrays.items()]
+    nodes.append(helper.make_node("Identity", [x], ["output"], "output"))
     out_shape = sample.shape[1:]
     float32 = onnx.TensorProto.FLOAT
     graph = helper.make_graph(

@@ -8,10 +8,10 @@ class ReLU(Layer):
 
     def forward(self, x):
         out, self.cache = F.relu_forward(self._check_any(x))
-        return self._output(out)
+        return self.record_output(out)
 
     def backward(self, dout):
-        cache, dout = self._take_cache(dout)
+        cache, dout = self.take_cache(dout)
         return F.relu_backward(dout, cache)
 
 
@@ -24,10 +24,10 @@ class LeakyReLU(Layer):
 
     def forward(self, x):
         out, self.cache = F.leaky_relu_forward(self._check_any(x), self.negative_slope)
-        return self._output(out)
+        return self.record_output(out)
 
     def backward(self, dout):
-        cache, dout = self._take_cache(dout)
+        cache, dout = self.take_cache(dout)
         return F.leaky_relu_backward(dout, cache)
 
     def extra_repr(self):
@@ -47,10 +47,10 @@ class Dropout(Layer):
     def forward(self, x):
         out, mask = F.dropout_forward(self._check_any(x), self.p, self.rng, self.training)
         self.cache = [mask]  # mask is None for the identity (eval mode or p == 0)
-        return self._output(out)
+        return self.record_output(out)
 
     def backward(self, dout):
-        (mask,), dout = self._take_cache(dout)
+        (mask,), dout = self.take_cache(dout)
         return F.dropout_backward(dout, mask)
 
     def extra_repr(self):

@@ -14,7 +14,6 @@ class Conv2D(Layer):
     Weights are He-initialised from ``seed`` (int or numpy Generator); bias starts at 0.
     """
 
-    param_names = ("weight", "bias")
     can_skip_input_grad = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
@@ -43,16 +42,16 @@ class Conv2D(Layer):
         self._check_window(x, self.kernel_size, self.padding)
         x = self._as_param_dtype(x)
         b = None if self.bias is None else self.bias.data
-        out, self.cache = F.conv2d_forward(x, self.weight.data, b, self.stride, self.padding,
-                                           cols=self._cols)
-        self._cols = self.cache[-1]
-        return self._output(out)
+        out, cache = F.conv2d_forward(x, self.weight.data, b, self.stride, self.padding,
+                                      cols=self._cols)
+        self.cache = cache
+        self._cols = cache[-1]
+        return self.record_output(out)
 
     def backward(self, dout, input_grad=True):
-        cache, dout = self._take_cache(dout)
-        self.cache = None  # one backward per forward; frees the cached input early
+        cache, dout = self.take_cache(dout)
         dx, dw, db = F.conv2d_backward(dout, cache, input_grad)
-        self._accumulate(dw, db)
+        self._add_weight_bias_grads(dw, db)
         return dx
 
     def extra_repr(self):

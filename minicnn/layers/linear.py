@@ -10,7 +10,6 @@ from .base import Layer, as_generator
 class Linear(Layer):
     """out = x W^T + b for x: (N, in_features); weight (out_features, in_features) as in PyTorch."""
 
-    param_names = ("weight", "bias")
     can_skip_input_grad = True
 
     def __init__(self, in_features, out_features, bias=True, seed=None, dtype=np.float32):
@@ -27,12 +26,12 @@ class Linear(Layer):
         self._check_input(x, 2, self.in_features)
         b = None if self.bias is None else self.bias.data
         out, self.cache = F.linear_forward(self._as_param_dtype(x), self.weight.data, b)
-        return self._output(out)
+        return self.record_output(out)
 
     def backward(self, dout, input_grad=True):
-        cache, dout = self._take_cache(dout)
+        cache, dout = self.take_cache(dout)
         dx, dw, db = F.linear_backward(dout, cache, input_grad)
-        self._accumulate(dw, db)
+        self._add_weight_bias_grads(dw, db)
         return dx
 
     def extra_repr(self):
@@ -48,8 +47,8 @@ class Flatten(Layer):
             raise ValueError(f"{self!r}: expected an array of shape (N, ...) with at least "
                              f"2 dimensions, got {getattr(x, 'shape', type(x).__name__)}")
         out, self.cache = F.flatten_forward(x)
-        return self._output(out)
+        return self.record_output(out)
 
     def backward(self, dout):
-        cache, dout = self._take_cache(dout)
+        cache, dout = self.take_cache(dout)
         return F.flatten_backward(dout, cache)

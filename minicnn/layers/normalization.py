@@ -13,8 +13,6 @@ class _BatchNorm(Layer):
     variance, as in PyTorch.
     """
 
-    param_names = ("weight", "bias")
-    buffer_names = ("running_mean", "running_var", "num_batches_tracked")
     ndim = None
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float32):
@@ -29,9 +27,9 @@ class _BatchNorm(Layer):
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
         self.weight = Parameter(np.ones(num_features, dtype=dtype))
         self.bias = Parameter(np.zeros(num_features, dtype=dtype))
-        self.running_mean = np.zeros(num_features, dtype=dtype)
-        self.running_var = np.ones(num_features, dtype=dtype)
-        self.num_batches_tracked = np.array(0, dtype=np.int64)
+        self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
+        self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
+        self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
 
     def forward(self, x):
         self._check_input(x, self.ndim, self.num_features)
@@ -41,8 +39,9 @@ class _BatchNorm(Layer):
             if m < 2:
                 raise ValueError(f"{self!r}: training needs more than one value per channel, "
                                  f"got input of shape {x.shape}")
-            out, self.cache = F.batchnorm_forward(x, self.weight.data, self.bias.data, eps=self.eps)
-            mean, var = self.cache[3], self.cache[4]
+            out, cache = F.batchnorm_forward(x, self.weight.data, self.bias.data, eps=self.eps)
+            self.cache = cache
+            mean, var = cache[3], cache[4]
             mom = self.momentum
             self.running_mean = ((1 - mom) * self.running_mean + mom * mean).astype(x.dtype)
             self.running_var = ((1 - mom) * self.running_var + mom * var * m / (m - 1)).astype(x.dtype)
@@ -50,12 +49,12 @@ class _BatchNorm(Layer):
         else:
             out, self.cache = F.batchnorm_forward(x, self.weight.data, self.bias.data,
                                                   self.running_mean, self.running_var, self.eps)
-        return self._output(out)
+        return self.record_output(out)
 
     def backward(self, dout):
-        cache, dout = self._take_cache(dout)
+        cache, dout = self.take_cache(dout)
         dx, dgamma, dbeta = F.batchnorm_backward(dout, cache)
-        self._accumulate(dgamma, dbeta)
+        self._add_weight_bias_grads(dgamma, dbeta)
         return dx
 
     def extra_repr(self):

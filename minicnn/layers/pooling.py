@@ -49,10 +49,10 @@ class MaxPool2D(_Pool2D):
     def forward(self, x):
         out, self.cache = F.max_pool2d_forward(self._check(x), self.kernel_size, self.stride,
                                                self.padding, self.ceil_mode)
-        return self._output(out)
+        return self.record_output(out)
 
     def backward(self, dout):
-        cache, dout = self._take_cache(dout)
+        cache, dout = self.take_cache(dout)
         return F.max_pool2d_backward(dout, cache, self.ties)
 
     def extra_repr(self):
@@ -71,10 +71,10 @@ class AvgPool2D(_Pool2D):
         out, self.cache = F.avg_pool2d_forward(self._check(x), self.kernel_size, self.stride,
                                                self.padding, self.ceil_mode,
                                                self.count_include_pad)
-        return self._output(out)
+        return self.record_output(out)
 
     def backward(self, dout):
-        cache, dout = self._take_cache(dout)
+        cache, dout = self.take_cache(dout)
         return F.avg_pool2d_backward(dout, cache)
 
     def extra_repr(self):
@@ -87,8 +87,8 @@ class GlobalAvgPool2D(Layer):
     def forward(self, x):
         self._check_input(x, 4)
         out, self.cache = F.global_avg_pool2d_forward(self._as_float(x))
-        return self._output(out)
+        return self.record_output(out)
 
     def backward(self, dout):
-        cache, dout = self._take_cache(dout)
+        cache, dout = self.take_cache(dout)
         return F.global_avg_pool2d_backward(dout, cache)

@@ -1,6 +1,7 @@
 """Containers and ready-made networks."""
-from .sequential import Sequential, leaf_layers
-from .zoo import MODELS, build_model, linear_classifier, three_layer_convnet, vgg_small
+from .sequential import Sequential
+from .zoo import (MODELS, basic_block, build_model, linear_classifier, resnet_small,
+                  three_layer_convnet, vgg_small)
 
-__all__ = ["Sequential", "MODELS", "build_model", "three_layer_convnet", "vgg_small",
-           "linear_classifier"]
+__all__ = ["MODELS", "Sequential", "basic_block", "build_model", "linear_classifier",
+           "resnet_small", "three_layer_convnet", "vgg_small"]

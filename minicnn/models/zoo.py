@@ -1,31 +1,35 @@
-"""Ready-made networks for 3x32x32 images, each built from one seeded Generator.
+"""Ready-made networks, each built from one seeded Generator.
 
-Every factory takes ``num_classes``, ``seed`` (int, numpy Generator or None) and
-``dtype``; the same seed gives bit-identical initial weights.
+Every factory takes ``num_classes``, ``in_channels`` (3 for colour images, 1 for
+grayscale), ``seed`` (int, numpy Generator or None) and ``dtype``; networks with a
+fully connected layer on the feature maps also take ``image_size`` (an int or (h, w)).
+The same seed gives bit-identical initial weights.
 """
 import numpy as np
 
-from ..layers import (BatchNorm2D, Conv2D, Flatten, GlobalAvgPool2D, Linear, MaxPool2D,
-                      ReLU)
-from ..layers.base import as_generator
+from ..layers import (BatchNorm2D, Conv2D, Flatten, GlobalAvgPool2D, Linear, MaxPool2D, ReLU,
+                      Residual)
+from ..layers.base import as_generator, pair
 from .sequential import Sequential
 
 
-def three_layer_convnet(num_classes=10, seed=None, dtype=np.float32, num_filters=32,
-                        filter_size=7, hidden_dim=100):
+def three_layer_convnet(num_classes=10, in_channels=3, image_size=32, seed=None,
+                        dtype=np.float32, num_filters=32, filter_size=7, hidden_dim=100):
     """The classic CS231n three-layer net: conv - relu - 2x2 max pool - affine - relu - affine.
 
-    Input (N, 3, 32, 32) -> scores (N, num_classes). The conv keeps the 32x32 size
-    (padding = filter_size // 2), the pool halves it, so the first affine layer sees
-    num_filters * 16 * 16 features.
+    Input (N, in_channels, H, W) -> scores (N, num_classes), with (H, W) = image_size. The
+    conv keeps the size (padding = filter_size // 2, odd filter_size), the pool halves it,
+    so the first affine layer sees num_filters * (H // 2) * (W // 2) features.
     """
     rng = as_generator(seed)
+    h, w = pair(image_size, "three_layer_convnet image_size")
     return Sequential(
-        Conv2D(3, num_filters, filter_size, padding=filter_size // 2, seed=rng, dtype=dtype),
+        Conv2D(in_channels, num_filters, filter_size, padding=filter_size // 2, seed=rng,
+               dtype=dtype),
         ReLU(),
         MaxPool2D(2, 2),
         Flatten(),
-        Linear(num_filters * 16 * 16, hidden_dim, seed=rng, dtype=dtype),
+        Linear(num_filters * (h // 2) * (w // 2), hidden_dim, seed=rng, dtype=dtype),
         ReLU(),
         Linear(hidden_dim, num_classes, seed=rng, dtype=dtype),
     )
@@ -36,16 +40,17 @@ def _conv_bn_relu(c_in, c_out, rng, dtype):
             BatchNorm2D(c_out, dtype=dtype), ReLU()]
 
 
-def vgg_small(num_classes=10, seed=None, dtype=np.float32, widths=(16, 32, 64)):
+def vgg_small(num_classes=10, in_channels=3, seed=None, dtype=np.float32, widths=(16, 32, 64)):
     """A small VGG: per stage two [conv3x3 - batchnorm - relu] then a 2x2 max pool;
     global average pooling and one affine layer on top.
 
-    Input (N, 3, 32, 32) -> scores (N, num_classes). With the default widths
-    (16, 32, 64) the feature maps go 16x32x32 -> 32x16x16 -> 64x8x8 -> 64x4x4, then (N, 64).
-    Any input size works (global pooling); ``widths=(32, 64)`` gives two stages.
+    Input (N, in_channels, H, W) -> scores (N, num_classes). On 32x32 inputs with the
+    default widths (16, 32, 64) the feature maps go 16x32x32 -> 32x16x16 -> 64x8x8 ->
+    64x4x4, then (N, 64). Any input size works (global pooling); ``widths=(32, 64)`` gives
+    two stages.
     """
     rng = as_generator(seed)
-    layers, c_in = [], 3
+    layers, c_in = [], in_channels
     for c_out in widths:
         layers += _conv_bn_relu(c_in, c_out, rng, dtype) + _conv_bn_relu(c_out, c_out, rng, dtype)
         layers.append(MaxPool2D(2, 2))
@@ -54,22 +59,77 @@ def vgg_small(num_classes=10, seed=None, dtype=np.float32, widths=(16, 32, 64)):
     return Sequential(*layers)
 
 
-def linear_classifier(num_classes=10, seed=None, dtype=np.float32):
+def basic_block(c_in, c_out, stride=1, seed=None, dtype=np.float32):
+    """ResNet's basic block: Residual(conv3x3-bn-relu-conv3x3-bn, shortcut), then ReLU.
+
+    The shortcut is the identity when the shape stays; where it changes (``stride`` > 1 or
+    another channel count) it is a strided 1x1 conv and batch-norm. The convs have no bias
+    (the batch-norm after each one has it).
+    """
+    rng = as_generator(seed)
+    body = Sequential(
+        Conv2D(c_in, c_out, 3, stride=stride, padding=1, bias=False, seed=rng, dtype=dtype),
+        BatchNorm2D(c_out, dtype=dtype), ReLU(),
+        Conv2D(c_out, c_out, 3, padding=1, bias=False, seed=rng, dtype=dtype),
+        BatchNorm2D(c_out, dtype=dtype))
+    shortcut = None
+    if stride != 1 or c_in != c_out:
+        shortcut = Sequential(Conv2D(c_in, c_out, 1, stride=stride, bias=False, seed=rng,
+                                     dtype=dtype), BatchNorm2D(c_out, dtype=dtype))
+    return [Residual(body, shortcut), ReLU()]
+
+
+def resnet_small(num_classes=10, in_channels=3, seed=None, dtype=np.float32,
+                 widths=(16, 32, 64), blocks=2):
+    """A small ResNet: a conv3x3-bn-relu stem, then per width ``blocks`` basic blocks (the
+    first of each stage after the first halves the size with stride 2), global average
+    pooling and one affine layer.
+
+    Input (N, in_channels, H, W) -> scores (N, num_classes); on 32x32 inputs with the
+    default widths the feature maps go 16x32x32 -> 32x16x16 -> 64x8x8, then (N, 64).
+    """
+    rng = as_generator(seed)
+    if isinstance(blocks, bool) or not isinstance(blocks, (int, np.integer)) or blocks < 1:
+        raise ValueError(f"resnet_small: blocks must be a positive int, got {blocks!r}")
+    layers = [Conv2D(in_channels, widths[0], 3, padding=1, bias=False, seed=rng, dtype=dtype),
+              BatchNorm2D(widths[0], dtype=dtype), ReLU()]
+    c_in = widths[0]
+    for stage, c_out in enumerate(widths):
+        for b in range(blocks):
+            stride = 2 if stage > 0 and b == 0 else 1
+            layers += basic_block(c_in, c_out, stride, rng, dtype)
+            c_in = c_out
+    layers += [GlobalAvgPool2D(), Linear(c_in, num_classes, seed=rng, dtype=dtype)]
+    return Sequential(*layers)
+
+
+def linear_classifier(num_classes=10, in_channels=3, image_size=32, seed=None,
+                      dtype=np.float32):
     """Softmax regression on raw pixels, Flatten - affine: the baseline to beat."""
     rng = as_generator(seed)
-    return Sequential(Flatten(), Linear(3 * 32 * 32, num_classes, seed=rng, dtype=dtype))
+    h, w = pair(image_size, "linear_classifier image_size")
+    return Sequential(Flatten(), Linear(in_channels * h * w, num_classes, seed=rng, dtype=dtype))
 
 
-#: Model name -> factory(num_classes=10, seed=None, dtype=np.float32), for the CLI.
+#: Model name -> factory(num_classes=10, in_channels=3, seed=None, dtype=np.float32, ...).
 MODELS = {
     "three_layer_convnet": three_layer_convnet,
     "vgg_small": vgg_small,
+    "resnet_small": resnet_small,
     "linear": linear_classifier,
 }
+#: The models whose size depends on the image size (they take ``image_size``).
+NEEDS_IMAGE_SIZE = ("three_layer_convnet", "linear")
 
 
-def build_model(name, num_classes=10, seed=None, dtype=np.float32):
-    """``MODELS[name](...)`` with a clear ValueError for an unknown name."""
+def build_model(name, num_classes=10, seed=None, dtype=np.float32, **kwargs):
+    """``MODELS[name](num_classes=..., seed=..., dtype=..., **kwargs)`` with a clear
+    ValueError for an unknown name or argument."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    return MODELS[name](num_classes=num_classes, seed=seed, dtype=dtype)
+    try:
+        return MODELS[name](num_classes=num_classes, seed=seed, dtype=dtype, **kwargs)
+    except TypeError as e:
+        if "unexpected keyword" not in str(e):
+            raise
+        raise ValueError(f"model {name!r} does not take {e}".rstrip()) from None

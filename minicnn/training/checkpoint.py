@@ -9,7 +9,6 @@ import json
 
 import numpy as np
 
-from ..models.sequential import leaf_layers
 from ..serialization import load_npz, save_npz
 from .history import History
 
@@ -34,7 +33,7 @@ class Position:
 def layer_generators(model):
     """The distinct numpy Generators owned by the model's layers (``layer.rng``, e.g. Dropout)."""
     found = []
-    for _, layer in leaf_layers(model):
+    for layer in model.modules():
         rng = getattr(layer, "rng", None)
         if isinstance(rng, np.random.Generator) and not any(rng is g for g in found):
             found.append(rng)

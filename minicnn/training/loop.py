@@ -27,6 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..data import DataLoader
+from ..grad_mode import no_grad
 from .checkpoint import BEST, CHECKPOINT, Position, load_checkpoint, save_checkpoint
 from .history import History
 
@@ -36,16 +37,20 @@ class NonFiniteLossError(ValueError):
 
 
 def predict(model, x, batch_size=500):
-    """Class scores (N, C) for inputs x (N, ...), computed in eval mode, batch by batch.
+    """Class scores (N, C) for inputs x (N, ...), computed in eval mode, batch by batch,
+    under ``no_grad()``: no layer keeps a cache (a backward afterwards is an error).
 
-    The model's previous mode (train or eval) is restored afterwards.
+    Every layer's previous mode (train or eval) is restored afterwards.
     """
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
-        return np.concatenate([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        with no_grad():
+            return np.concatenate([model(x[i:i + batch_size])
+                                   for i in range(0, len(x), batch_size)])
     finally:
-        model.train(was_training)
+        for m, training in modes:
+            m.training = training
 
 
 def evaluate(model, loss_fn, x, y, batch_size=500):

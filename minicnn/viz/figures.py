@@ -17,7 +17,8 @@ from matplotlib.patches import Rectangle
 
 from .. import functional as F
 from ..layers import Conv2D, MaxPool2D
-from ..models.sequential import leaf_layers
+from ..layers.summary import run_recorded
+from ..models import Sequential
 from .png import save_png
 
 DPI = 100
@@ -66,7 +67,7 @@ def mosaic(tiles, cols, gap=1):
 
 def first_conv(model):
     """The first Conv2D of a model (nested Sequentials included), or None."""
-    return next((l for l in (layer for _, layer in leaf_layers(model)) if isinstance(l, Conv2D)), None)
+    return next((m for m in model.modules() if isinstance(m, Conv2D)), None)
 
 
 def filters_figure(model, path=None, fig=None):
@@ -94,26 +95,37 @@ def filters_figure(model, path=None, fig=None):
     return _finish(fig, path)
 
 
-def layer_output(model, image, index):
-    """Output of ``model[index]`` (eval mode) for one input ``image`` (C, H, W): (1, ...).
+def _named_layer(model, layer):
+    """(dotted name, layer) for an index into a Sequential model or a dotted name."""
+    if isinstance(layer, str):
+        return layer, model.get_submodule(layer)
+    if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool) \
+            and isinstance(model, Sequential):
+        i = range(len(model))[layer]
+        return str(i), model[i]
+    raise TypeError(f"expected a layer index into a Sequential or a dotted layer name "
+                    f"such as '3.body.0', got {layer!r}")
 
-    The model's mode and caches are left as they were; ``index`` may be negative.
-    """
-    layers = list(model)[:range(len(model))[index] + 1]
-    saved = [(layer.training, layer.cache) for layer in layers]
-    x = np.asarray(image)[None]
-    try:
-        for layer in layers:
-            x = layer.eval()(x)
-    finally:
-        for layer, (training, cache) in zip(layers, saved):
-            layer.train(training)
-            layer.cache = cache
-    return x
+
+def layer_output(model, image, layer):
+    """Output of one layer inside ``model`` (eval mode) for one input ``image`` (C, H, W):
+    an array (1, ...). ``layer`` is an index into a Sequential (may be negative) or a
+    dotted name from ``model.named_modules()`` ("3.body.0"). The model's modes and caches
+    are left exactly as they were, so a pending backward still works."""
+    name, target = _named_layer(model, layer)
+    calls, error = run_recorded(model, np.asarray(image)[None])
+    if error is not None:
+        raise error
+    outs = [out for called, _, out in calls if called is target]
+    if not outs:
+        raise ValueError(f"layer ({name}) {target._describe()} is not called in a forward "
+                         f"of {type(model).__name__}")
+    return outs[0]
 
 
 def feature_maps_figure(model, image, index, path=None, fig=None, max_maps=64):
-    """The input image beside the output of layer ``index`` for it (eval mode).
+    """The input image beside the output of one layer for it (eval mode); ``index`` is an
+    index into a Sequential or a dotted layer name (see :func:`layer_output`).
 
     - image: (C, H, W), as the model takes it
     - (1, C', H', W') outputs are drawn as a grid of maps, each stretched to its own range
@@ -127,7 +139,8 @@ def feature_maps_figure(model, image, index, path=None, fig=None, max_maps=64):
     ax.set_title("input", fontsize=9)
     ax.axis("off")
     ax = right.add_subplot()
-    name = f"({index}) {model[index]!r}"
+    label, layer = _named_layer(model, index)
+    name = f"({label}) {layer._describe()}"
     if out.ndim == 3:
         maps = out[:max_maps].astype(np.float64)
         lo = maps.min(axis=(1, 2), keepdims=True)

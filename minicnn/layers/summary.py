@@ -1,0 +1,90 @@
+"""Watching the layers of a forward pass: ``model.summary(...)`` and ``viz.layer_output``.
+
+While a :class:`CallRecorder` is active, every ``layer(x)`` call inside the model is noted
+with its input shape and output, in the order the calls start, so the rows of a summary
+come out parents first, as in ``named_modules()``.
+"""
+import numpy as np
+
+from .base import Layer, preserved_state
+
+
+class CallRecorder:
+    """``with CallRecorder() as rec: model(x)``, then ``rec.calls``: [layer, in shape, out]."""
+
+    def __init__(self):
+        self.calls = []
+
+    def enter(self, layer, x):
+        call = [layer, getattr(x, "shape", None), None]
+        self.calls.append(call)
+        return call
+
+    def leave(self, call, out):
+        call[2] = out
+
+    def __enter__(self):
+        self.previous, Layer._recorder = Layer._recorder, self
+        return self
+
+    def __exit__(self, *exc):
+        Layer._recorder = self.previous
+        return False
+
+
+def _tree(model):
+    """id(layer) -> (dotted name, name within its parent, depth) for every sub-layer."""
+    info = {id(model): ("", "", 0)}
+    for parent_name, parent in model.named_modules():
+        for local, child in parent.named_children():
+            if id(child) not in info:
+                name = f"{parent_name}.{local}" if parent_name else local
+                info[id(child)] = (name, local, info[id(parent)][2] + 1)
+    return info
+
+
+def run_recorded(model, x):
+    """Run ``model(x)`` leaving no trace (see ``preserved_state``); returns the recorded
+    calls and the exception that stopped the forward, if any."""
+    recorder, error = CallRecorder(), None
+    with preserved_state(model), recorder:
+        try:
+            model(x)
+        except Exception as e:  # noqa: BLE001 - reported by the caller with the rows so far
+            error = e
+    return recorder.calls, error
+
+
+def print_summary(model, input_shape):
+    """Print one row per sub-layer call (indented by depth): output shape and parameter
+    count; then the total. A failing layer: the rows so far, then a ValueError naming it."""
+    x = np.zeros((1,) + tuple(input_shape), dtype=model.dtype or np.float32)
+    calls, error = run_recorded(model, x)
+    info = _tree(model)
+    rows, failed = [], None
+    for layer, in_shape, out in calls:
+        if id(layer) not in info or layer is model:
+            continue
+        name, local, depth = info[id(layer)]
+        if out is None:
+            failed = (name, layer, in_shape)
+            continue
+        desc = layer._describe()
+        n = sum(p.size for p in layer.parameters())
+        rows.append((f"{'  ' * (depth - 1)}({local}) {desc}", str((None,) + out.shape[1:]),
+                     f"{n:,}"))
+    total = sum(p.size for p in model.parameters())
+    header = ("Layer", "Output shape", "Params")
+    widths = [max(len(r[k]) for r in rows + [header]) for k in range(3)]
+    line = "-" * (sum(widths) + 4)
+
+    def fmt(r):
+        return f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}"
+
+    print("\n".join([fmt(header), line] + [fmt(r) for r in rows]))
+    if error is not None:
+        where = (f"layer ({failed[0]}) {failed[1]._describe()} got input of shape {failed[2]}"
+                 if failed else f"{model._describe()} got input of shape {x.shape}")
+        print(f"... stopped: {where}")
+        raise ValueError(f"summary: {where}: {error}") from error
+    print("\n".join([line, f"Total parameters: {total:,}"]))
