@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import functional as F
+from ..grad_mode import is_grad_enabled
 from ..init import kaiming_normal
 from ..parameter import Parameter
 from .base import Layer, as_generator, pair, short
@@ -45,7 +46,8 @@ class Conv2D(Layer):
         out, cache = F.conv2d_forward(x, self.weight.data, b, self.stride, self.padding,
                                       cols=self._cols)
         self.cache = cache
-        self._cols = cache[-1]
+        if is_grad_enabled():  # inference (no_grad) leaves no buffer behind either
+            self._cols = cache[-1]
         return self.record_output(out)
 
     def backward(self, dout, input_grad=True):
