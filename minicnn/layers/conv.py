@@ -45,7 +45,7 @@ class Conv2D(Layer):
         b = None if self.bias is None else self.bias.data
         out, self.cache = F.conv2d_forward(x, self.weight.data, b, self.stride, self.padding,
                                            cols=self._cols)
-        self._cols = self.cache[-1]
+        self._cols = self.cache.cols
         return self._output(out)
 
     def backward(self, dout, input_grad=True):

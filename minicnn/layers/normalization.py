@@ -42,7 +42,7 @@ class _BatchNorm(Layer):
                 raise ValueError(f"{self!r}: training needs more than one value per channel, "
                                  f"got input of shape {x.shape}")
             out, self.cache = F.batchnorm_forward(x, self.weight.data, self.bias.data, eps=self.eps)
-            mean, var = self.cache[3], self.cache[4]
+            mean, var = self.cache.mean, self.cache.var  # the batch's, for the running averages
             mom = self.momentum
             self.running_mean = ((1 - mom) * self.running_mean + mom * mean).astype(x.dtype)
             self.running_var = ((1 - mom) * self.running_var + mom * var * m / (m - 1)).astype(x.dtype)
