@@ -401,3 +401,15 @@ def test_switch_pooling_network_with_many_ties(ties, spy):
                           "leaky_relu", "dropout", "flatten", "linear") | {"softmax_cross_entropy"}
     ran = assert_same_on_both_paths(model, x, MSELoss(), rng.standard_normal((4, 4)), spy, 1)
     assert "mse" in ran
+
+
+def test_switch_keeps_float32_and_agrees_to_float32_round_off():
+    model = vgg_small(seed=0, widths=(3, 4))
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    twin, loss_fn = copy.deepcopy(model), SoftmaxCrossEntropy()
+    fast = run(model, x, loss_fn, np.array([1, 2]))
+    with F.use_reference():
+        slow = run(twin, x, loss_fn, np.array([1, 2]))
+    for got, want in zip(slow[1:], fast[1:]):
+        assert got.dtype == want.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
