@@ -4,8 +4,8 @@
     python benchmarks/run.py --quick    # fewer repeats, one round: well under a minute
 
 Prints markdown tables: the time of each operation (forward + backward) and of a
-training step (forward, loss, backward, SGD update), with the naive-loop reference
-(run on a few images, scaled linearly to the batch), minicnn, PyTorch and their ratios;
+training step (forward, loss, backward, SGD update), with the naive loops of
+minicnn.functional.reference (run on a few images, scaled linearly to the batch), minicnn, PyTorch and their ratios;
 training throughput in images/second over one epoch of synthetic data; and the peak
 memory of a training step.
 
@@ -310,8 +310,9 @@ def worker(args):
 
 
 def naive_worker(args):
-    """Time the naive loops on a few images and channels/filters, scaled to the batch."""
-    import naive
+    """Time the naive loops (minicnn.functional.reference) on a few images and
+    channels/filters, scaled to the batch."""
+    from minicnn.functional import reference as naive
     out = {"times": {}}
     for name in args.cases.split(","):
         spec = OPS[name]
@@ -321,11 +322,11 @@ def naive_worker(args):
         if name.startswith("maxpool"):
             C = spec["shape"][0]
             x = rng.standard_normal((images, part) + spec["shape"][1:], dtype=np.float32)
-            param = {"pool_height": int(name[-1]), "pool_width": int(name[-1]), "stride": 2}
+            k = int(name[-1])
 
             def fn():
-                o, cache = naive.max_pool_forward_naive(x, param)
-                naive.max_pool_backward_naive(np.ones_like(o), cache)
+                o, cache = naive.max_pool2d_forward(x, (k, k), (2, 2))
+                naive.max_pool2d_backward(np.ones_like(o), cache)
             scale = args.batch_size / images * C / part
         else:
             cin, cout, k, p = (3, 32, 7, 3) if name == "conv7" else (32, 64, 3, 1)
@@ -333,9 +334,9 @@ def naive_worker(args):
             w = rng.standard_normal((part, cin, k, k), dtype=np.float32)
             b = np.zeros(part, dtype=np.float32)
 
-            def fn():
-                o, cache = naive.conv_forward_naive(x, w, b, {"stride": 1, "pad": p})
-                naive.conv_backward_naive(np.ones_like(o), cache)
+            def fn():  # dx included, also for the first-layer conv7 (an over-estimate there)
+                o, cache = naive.conv2d_forward(x, w, b, (1, 1), (p, p))
+                naive.conv2d_backward(np.ones_like(o), cache)
             scale = args.batch_size / images * cout / part
         out["times"][name] = [(t * scale, w) for t, w in time_calls(fn, 3, warmup=0, attempts=3)]
     print(json.dumps(out))

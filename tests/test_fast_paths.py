@@ -1,5 +1,6 @@
 """The fast paths of the conv and pooling kernels against their general paths and
-against naive loops, in float64 (exact to round-off), with ties and overlapping windows.
+against the loops of minicnn.functional.reference, in float64 (exact to round-off),
+with ties and overlapping windows.
 
 Fast paths under test:
 - conv: im2col / col2im one band of output rows at a time (``BAND_BYTES``), padding
@@ -18,90 +19,12 @@ import numpy as np
 import pytest
 
 from minicnn import functional as F
+from minicnn.functional import reference as R
 from minicnn.functional import conv as conv_mod
 from minicnn.functional import pooling as pool_mod
 from minicnn.layers import Conv2D, MaxPool2D, ReLU
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-# -- naive loop references (float64) ------------------------------------------------------
-def naive_conv(x, w, b, stride, pad):
-    N, C, H, W = x.shape
-    Fo, _, kh, kw = w.shape
-    (sh, sw), (ph, pw) = stride, pad
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    oh, ow = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
-    out = np.zeros((N, Fo, oh, ow))
-    for n in range(N):
-        for f in range(Fo):
-            for i in range(oh):
-                for j in range(ow):
-                    out[n, f, i, j] = np.sum(xp[n, :, i * sh:i * sh + kh, j * sw:j * sw + kw] * w[f]) + b[f]
-    return out
-
-
-def naive_conv_backward(dout, x, w, stride, pad):
-    N, C, H, W = x.shape
-    Fo, _, kh, kw = w.shape
-    (sh, sw), (ph, pw) = stride, pad
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    dxp, dw = np.zeros_like(xp), np.zeros_like(w)
-    for n in range(N):
-        for f in range(Fo):
-            for i in range(dout.shape[2]):
-                for j in range(dout.shape[3]):
-                    d = dout[n, f, i, j]
-                    dw[f] += xp[n, :, i * sh:i * sh + kh, j * sw:j * sw + kw] * d
-                    dxp[n, :, i * sh:i * sh + kh, j * sw:j * sw + kw] += w[f] * d
-    return dxp[:, :, ph:ph + H, pw:pw + W], dw, dout.sum(axis=(0, 2, 3))
-
-
-def naive_max_pool(x, kernel, stride, padding, out_hw, ties):
-    """Max pooling by loops: returns (out, backward) with backward(dout) -> dx.
-
-    Padding is -inf; each window's gradient goes to its maxima, split evenly ("split")
-    or all to the first in row-major order ("first"); overlapping windows add up.
-    """
-    N, C, H, W = x.shape
-    (kh, kw), (sh, sw), (ph, pw), (oh, ow) = kernel, stride, padding, out_hw
-    Hp, Wp = max(H + 2 * ph, (oh - 1) * sh + kh), max(W + 2 * pw, (ow - 1) * sw + kw)
-    xp = np.full((N, C, Hp, Wp), -np.inf)
-    xp[:, :, ph:ph + H, pw:pw + W] = x
-    out = np.zeros((N, C, oh, ow))
-    masks = {}
-    for n in range(N):
-        for c in range(C):
-            for i in range(oh):
-                for j in range(ow):
-                    region = xp[n, c, i * sh:i * sh + kh, j * sw:j * sw + kw]
-                    out[n, c, i, j] = region.max()
-                    m = (region == region.max()).astype(float)
-                    if ties == "first":
-                        first = np.argmax(m)  # row-major
-                        m = np.zeros_like(m)
-                        m.flat[first] = 1.0
-                    masks[n, c, i, j] = m / m.sum()
-
-    def backward(dout):
-        dxp = np.zeros_like(xp)
-        for (n, c, i, j), m in masks.items():
-            dxp[n, c, i * sh:i * sh + kh, j * sw:j * sw + kw] += m * dout[n, c, i, j]
-        return dxp[:, :, ph:ph + H, pw:pw + W]
-    return out, backward
-
-
-def naive_avg_pool_backward(dout, shape, kernel, stride, padding, divisor):
-    N, C, H, W = shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    oh, ow = dout.shape[2:]
-    Hp, Wp = max(H + 2 * ph, (oh - 1) * sh + kh), max(W + 2 * pw, (ow - 1) * sw + kw)
-    dxp = np.zeros((N, C, Hp, Wp))
-    for i in range(oh):
-        for j in range(ow):
-            dxp[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw] += (
-                dout[:, :, i, j] / divisor[i, j])[:, :, None, None]
-    return dxp[:, :, ph:ph + H, pw:pw + W]
 
 
 # -- memory layouts ------------------------------------------------------------------
@@ -136,18 +59,17 @@ CONV_CASES = [  # (N, C, H, W), F, kernel, stride, padding
 # -- conv ------------------------------------------------------------------------------
 @pytest.mark.parametrize("shape, Fo, kernel, stride, padding", CONV_CASES)
 @pytest.mark.parametrize("band_bytes", [1, 2000, 1 << 40])  # one row per band .. one band
-def test_conv_bands_match_naive_loops(monkeypatch, shape, Fo, kernel, stride, padding, band_bytes):
+def test_conv_bands_match_the_loops(monkeypatch, shape, Fo, kernel, stride, padding, band_bytes):
     monkeypatch.setattr(conv_mod, "BAND_BYTES", band_bytes)
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape)
     w = rng.standard_normal((Fo, shape[1]) + kernel)
     b = rng.standard_normal(Fo)
     out, cache = F.conv2d_forward(x, w, b, stride, padding)
-    np.testing.assert_allclose(out, naive_conv(x, w, b, stride, padding), rtol=1e-12, atol=1e-12)
+    ref_out, ref_cache = R.conv2d_forward(x, w, b, stride, padding)
+    np.testing.assert_allclose(out, ref_out, rtol=1e-12, atol=1e-12)
     dout = rng.standard_normal(out.shape)
-    dx, dw, db = F.conv2d_backward(dout, cache)
-    ndx, ndw, ndb = naive_conv_backward(dout, x, w, stride, padding)
-    for got, want in ((dx, ndx), (dw, ndw), (db, ndb)):
+    for got, want in zip(F.conv2d_backward(dout, cache), R.conv2d_backward(dout, ref_cache)):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
@@ -202,11 +124,12 @@ def test_conv_layer_reuses_its_band_buffer_across_batch_sizes():
     for N in (4, 2, 5):
         x = rng.standard_normal((N, 2, 6, 6))
         out = layer(x)
-        np.testing.assert_allclose(out, naive_conv(x, w, b, (1, 1), (1, 1)), rtol=1e-12, atol=1e-12)
+        ref_out, ref_cache = R.conv2d_forward(x, w, b, (1, 1), (1, 1))
+        np.testing.assert_allclose(out, ref_out, rtol=1e-12, atol=1e-12)
         dout = rng.standard_normal(out.shape)
         layer.zero_grad()
         dx = layer.backward(dout)
-        ndx, ndw, _ = naive_conv_backward(dout, x, w, (1, 1), (1, 1))
+        ndx, ndw, _ = R.conv2d_backward(dout, ref_cache)
         np.testing.assert_allclose(dx, ndx, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(layer.weight.grad, ndw, rtol=1e-12, atol=1e-12)
 
@@ -232,18 +155,18 @@ def integer_maps(rng, shape):
 @pytest.mark.parametrize("kernel, stride, padding, ceil_mode", POOL_CASES)
 @pytest.mark.parametrize("ties", ["split", "first"])
 @pytest.mark.parametrize("write_first", [True, False])
-def test_max_pool_matches_naive_loops(monkeypatch, kernel, stride, padding, ceil_mode, ties,
+def test_max_pool_matches_the_loops(monkeypatch, kernel, stride, padding, ceil_mode, ties,
                                       write_first):
     monkeypatch.setattr(pool_mod, "_spread",
                         functools.partial(pool_mod._spread, write_first=write_first))
     rng = np.random.default_rng(5)
     x = integer_maps(rng, (2, 3, 7, 8))
     out, cache = F.max_pool2d_forward(x, kernel, stride, padding, ceil_mode)
-    ref_out, ref_backward = naive_max_pool(x, kernel, stride, padding, out.shape[2:], ties)
+    ref_out, ref_cache = R.max_pool2d_forward(x, kernel, stride, padding, ceil_mode)
     np.testing.assert_array_equal(out, ref_out)
     dout = rng.standard_normal(out.shape)
-    np.testing.assert_allclose(F.max_pool2d_backward(dout, cache, ties), ref_backward(dout),
-                               rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(F.max_pool2d_backward(dout, cache, ties),
+                               R.max_pool2d_backward(dout, ref_cache, ties), rtol=1e-13, atol=1e-13)
 
 
 @pytest.mark.parametrize("kernel, stride, padding, ceil_mode", POOL_CASES)
@@ -292,15 +215,17 @@ def test_max_pool_any_layout(layout, kernel, stride):
 # -- average pooling -------------------------------------------------------------------
 @pytest.mark.parametrize("kernel, stride, padding, ceil_mode", POOL_CASES)
 @pytest.mark.parametrize("count_include_pad", [True, False])
-def test_avg_pool_backward_matches_naive_loops(kernel, stride, padding, ceil_mode,
-                                               count_include_pad):
+def test_avg_pool_matches_the_loops(kernel, stride, padding, ceil_mode, count_include_pad):
     rng = np.random.default_rng(8)
     x = rng.standard_normal((2, 2, 7, 8))
     out, cache = F.avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad)
+    ref_out, ref_cache = R.avg_pool2d_forward(x, kernel, stride, padding, ceil_mode,
+                                              count_include_pad)
+    np.testing.assert_allclose(out, ref_out, rtol=1e-13, atol=1e-13)
+    np.testing.assert_array_equal(cache.divisor, ref_cache.divisor)
     dout = rng.standard_normal(out.shape)
-    divisor = cache[2]
-    want = naive_avg_pool_backward(dout, x.shape, kernel, stride, padding, divisor)
-    np.testing.assert_allclose(F.avg_pool2d_backward(dout, cache), want, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(F.avg_pool2d_backward(dout, cache),
+                               R.avg_pool2d_backward(dout, ref_cache), rtol=1e-13, atol=1e-13)
 
 
 # -- float32 stays float32 ---------------------------------------------------------------

@@ -1,49 +1,18 @@
-"""Max pooling against the seed note's loops, generalised (padding, ceil_mode, overlap)."""
-import math
-
+"""Pooling layers against the seed note's loops, generalised (padding, ceil_mode, overlap),
+as minicnn.functional.reference has them."""
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 from minicnn import gradcheck
-from minicnn.functional import pool_output_size
+from minicnn.functional import pool_output_size, reference as R
 from minicnn.layers import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 
 
-def naive_out_size(size, k, s, p, ceil_mode):
-    out = (math.ceil if ceil_mode else math.floor)((size + 2 * p - k) / s) + 1
-    if ceil_mode and (out - 1) * s >= size + p:
-        out -= 1
-    return out
-
-
-def naive_max_pool(x, k, s, p=0, ceil_mode=False, ties="split", dout=None):
-    """Loops over every sample, channel and window, as in the seed note; windows are
-    clipped to the input (padding is -inf, so it never wins)."""
-    N, C, H, W = x.shape
-    Ho, Wo = naive_out_size(H, k, s, p, ceil_mode), naive_out_size(W, k, s, p, ceil_mode)
-    out = np.zeros((N, C, Ho, Wo))
-    dx = np.zeros(x.shape)
-    for n in range(N):
-        for c in range(C):
-            for i in range(Ho):
-                for j in range(Wo):
-                    r0, c0 = i * s - p, j * s - p
-                    r1, c1 = max(r0, 0), max(c0, 0)
-                    r2, c2 = min(r0 + k, H), min(c0 + k, W)
-                    win = x[n, c, r1:r2, c1:c2]
-                    out[n, c, i, j] = win.max()
-                    if dout is None:
-                        continue
-                    mask = (win == win.max()).astype(float)
-                    if ties == "split":
-                        mask /= mask.sum()
-                    else:
-                        first = np.argmax(mask)  # row-major first maximum
-                        mask[:] = 0
-                        mask.flat[first] = 1
-                    dx[n, c, r1:r2, c1:c2] += mask * dout[n, c, i, j]
-    return out, dx
+def loops_max_pool(x, k, s, p, ceil_mode, ties, dout):
+    """The seed note's loops, generalised, from minicnn.functional.reference: (out, dx)."""
+    out, cache = R.max_pool2d_forward(x, (k, k), (s, s), (p, p), ceil_mode)
+    return out, R.max_pool2d_backward(dout, cache, ties)
 
 
 # (kernel, stride, padding, ceil_mode): non-overlapping, overlapping, padded, uneven, ceil
@@ -54,14 +23,14 @@ CONFIGS = [(2, 2, 0, False), (3, 2, 0, False), (3, 1, 1, False), (2, 1, 0, False
 @pytest.mark.parametrize("k,s,p,ceil_mode", CONFIGS)
 @pytest.mark.parametrize("ties", ["split", "first"])
 @pytest.mark.parametrize("shape", [(2, 3, 7, 7), (1, 2, 8, 5)])
-def test_max_pool_matches_naive_with_many_ties(k, s, p, ceil_mode, ties, shape):
+def test_max_pool_matches_the_loops_with_many_ties(k, s, p, ceil_mode, ties, shape):
     rng = np.random.default_rng(k * 100 + s * 10 + p)
     x = rng.integers(-2, 3, size=shape).astype(np.float64)  # integer values: ties everywhere
     x = np.maximum(x, 0)  # ReLU-like: many all-zero windows
     layer = MaxPool2D(k, s, p, ceil_mode=ceil_mode, ties=ties)
     out = layer(x)
     dout = rng.standard_normal(out.shape)
-    ref_out, ref_dx = naive_max_pool(x, k, s, p, ceil_mode, ties, dout)
+    ref_out, ref_dx = loops_max_pool(x, k, s, p, ceil_mode, ties, dout)
     assert out.shape == ref_out.shape
     np.testing.assert_array_equal(out, ref_out)
     np.testing.assert_allclose(layer.backward(dout), ref_dx, rtol=1e-12, atol=1e-12)
@@ -102,14 +71,14 @@ def test_padding_is_minus_infinity():
 @given(k=st.integers(1, 4), s=st.integers(1, 4), p=st.integers(0, 2), h=st.integers(1, 9),
        w=st.integers(1, 9), ceil_mode=st.booleans(), ties=st.sampled_from(["split", "first"]),
        seed=st.integers(0, 2**16))
-def test_max_pool_property_against_naive(k, s, p, h, w, ceil_mode, ties, seed):
+def test_max_pool_property_against_the_loops(k, s, p, h, w, ceil_mode, ties, seed):
     assume(2 * p <= k and h + 2 * p >= k and w + 2 * p >= k)
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 3, size=(1, 2, h, w)).astype(np.float64)
     layer = MaxPool2D(k, s, p, ceil_mode=ceil_mode, ties=ties)
     out = layer(x)
     dout = rng.standard_normal(out.shape)
-    ref_out, ref_dx = naive_max_pool(x, k, s, p, ceil_mode, ties, dout)
+    ref_out, ref_dx = loops_max_pool(x, k, s, p, ceil_mode, ties, dout)
     dx = layer.backward(dout)
     np.testing.assert_array_equal(out, ref_out)
     np.testing.assert_allclose(dx, ref_dx, atol=1e-12)
@@ -133,28 +102,13 @@ def test_float32_stays_float32():
         assert layer.backward(np.ones_like(out)).dtype == np.float32
 
 
-def naive_avg_pool(x, k, s, p, ceil_mode, count_include_pad):
-    N, C, H, W = x.shape
-    Ho, Wo = naive_out_size(H, k, s, p, ceil_mode), naive_out_size(W, k, s, p, ceil_mode)
-    out = np.zeros((N, C, Ho, Wo))
-    for i in range(Ho):
-        for j in range(Wo):
-            r0, c0 = i * s - p, j * s - p
-            r_end, c_end = min(r0 + k, H + p), min(c0 + k, W + p)  # PyTorch's divisor window
-            r1, c1, r2, c2 = max(r0, 0), max(c0, 0), min(r0 + k, H), min(c0 + k, W)
-            total = x[:, :, r1:r2, c1:c2].sum(axis=(2, 3))
-            count = (r_end - r0) * (c_end - c0) if count_include_pad else (r2 - r1) * (c2 - c1)
-            out[:, :, i, j] = total / count
-    return out
-
-
 @pytest.mark.parametrize("k,s,p,ceil_mode", CONFIGS)
 @pytest.mark.parametrize("count_include_pad", [True, False])
 def test_avg_pool_forward_and_gradcheck(k, s, p, ceil_mode, count_include_pad):
     x = np.random.default_rng(2).standard_normal((2, 2, 7, 6))
     layer = AvgPool2D(k, s, p, ceil_mode=ceil_mode, count_include_pad=count_include_pad)
-    np.testing.assert_allclose(layer(x), naive_avg_pool(x, k, s, p, ceil_mode, count_include_pad),
-                               rtol=1e-12)
+    want = R.avg_pool2d_forward(x, (k, k), (s, s), (p, p), ceil_mode, count_include_pad)[0]
+    np.testing.assert_allclose(layer(x), want, rtol=1e-12)
     assert gradcheck(layer, x).max_error < 1e-8
 
 

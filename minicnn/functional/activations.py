@@ -1,27 +1,47 @@
-"""Element-wise activations and dropout."""
+"""Element-wise activations and dropout, as whole-array numpy expressions.
+
+Each is one or two vectorised passes over the array; the element-by-element loops are
+in :mod:`minicnn.functional.reference`.
+"""
 import numpy as np
+
+from .caches import DropoutCache, LeakyReluCache, ReluCache
 
 
 def relu_forward(x):
-    """x: any shape -> out = max(x, 0), same shape; cache: out."""
+    """x: any shape -> out = max(x, 0), same shape; cache: :class:`ReluCache` (out).
+
+    One ``np.maximum``; loop version: :func:`minicnn.functional.reference.relu_forward`.
+    """
     out = np.maximum(x, 0)
-    return out, out
+    return out, ReluCache(out)
 
 
 def relu_backward(dout, cache):
-    """dx = dout where the input was positive, else 0."""
-    return dout * (cache > 0)
+    """dx = dout where the input was positive (out > 0), else 0; shape of dout.
+
+    One multiply by a boolean mask; loop version: :func:`minicnn.functional.reference.relu_backward`.
+    """
+    return dout * (cache.out > 0)
 
 
 def leaky_relu_forward(x, negative_slope=0.01):
-    """out = x if x > 0 else negative_slope * x; cache: (x > 0, negative_slope)."""
+    """out = x if x > 0 else negative_slope * x, same shape;
+    cache: :class:`LeakyReluCache` (positive = x > 0, negative_slope).
+
+    One ``np.where``; loop version: :func:`minicnn.functional.reference.leaky_relu_forward`.
+    """
     positive = x > 0
-    return np.where(positive, x, x * x.dtype.type(negative_slope)), (positive, negative_slope)
+    out = np.where(positive, x, x * x.dtype.type(negative_slope))
+    return out, LeakyReluCache(positive, negative_slope)
 
 
 def leaky_relu_backward(dout, cache):
-    positive, negative_slope = cache
-    return np.where(positive, dout, dout * dout.dtype.type(negative_slope))
+    """dx = dout where x > 0, negative_slope * dout elsewhere; shape of dout.
+
+    One ``np.where``; loop version: :func:`minicnn.functional.reference.leaky_relu_backward`.
+    """
+    return np.where(cache.positive, dout, dout * dout.dtype.type(cache.negative_slope))
 
 
 def dropout_forward(x, p, rng=None, training=True, mask=None):
@@ -29,15 +49,21 @@ def dropout_forward(x, p, rng=None, training=True, mask=None):
 
     Inputs: x any shape; p in [0, 1); rng a numpy Generator; mask (optional) a given
     scaled mask of x's shape instead of a random one. In eval mode (or p == 0) out = x.
-    Returns (out, cache) with cache the scaled mask (None for the identity).
+    Returns (out, cache): out = x * mask, cache :class:`DropoutCache` (mask; None for
+    the identity). The whole mask comes from one ``rng.random`` call; loop version:
+    :func:`minicnn.functional.reference.dropout_forward`.
     """
     if not training or p == 0:
-        return x, None
+        return x, DropoutCache(None)
     if mask is None:
         keep = rng.random(x.shape, dtype=np.float32) >= p
         mask = keep.astype(x.dtype) / x.dtype.type(1 - p)
-    return x * mask, mask
+    return x * mask, DropoutCache(mask)
 
 
 def dropout_backward(dout, cache):
-    return dout if cache is None else dout * cache
+    """dx = dout * mask, shape of dout (dout itself for the identity).
+
+    Loop version: :func:`minicnn.functional.reference.dropout_backward`.
+    """
+    return dout if cache.mask is None else dout * cache.mask

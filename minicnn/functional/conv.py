@@ -1,24 +1,24 @@
-"""2-D convolution as GEMMs over an im2col buffer, one band of output rows at a time.
+"""2-D convolution as matrix products over an im2col buffer, one band of output rows at a time.
 
-Layout. Inside, images are (C, H, W, N) in memory: the batch axis goes last. The arrays
-handed in and out are ordinary (N, C, H, W) arrays; only their strides show the layout.
-The output is a transposed view of the GEMM result, laid out as (F, H', W', N), and a
-following conv or pooling layer reads it back as (C, H, W, N) without a copy. With the
-batch last, each slice that im2col and col2im move is a run of W' * N contiguous
-numbers (N numbers for a stride above 1), and so are the windows of a pooling layer,
-instead of runs of W' numbers in (N, C, H, W) order.
+The plain version, four loops and one ``np.sum`` per output, is
+:func:`minicnn.functional.reference.conv2d_forward`; this one computes the same numbers.
+Two ideas make it fast:
 
-Memory. The im2col matrix of a whole batch is large: (C * kh * kw) rows by
-(H' * W' * N) columns, 150 MB for a 3x3 conv 32->32 on 128 images of 32x32. So it is
-built for a band of output rows at a time, at most ``BAND_BYTES`` (or one row), in one
-buffer that the layer keeps across calls. The backward pass rebuilds each band from
-the cached input, multiplies, and writes dL/dcols over the same buffer. A band that
-fits in the CPU cache is also faster to multiply than one that comes from memory.
+- **im2col + GEMM.** Every window of the input becomes a column of a matrix, so the
+  whole convolution is one matrix product with the (F, C*kh*kw) filter matrix, which
+  BLAS runs at full speed. To bound memory the matrix is built for a band of output
+  rows at a time (at most ``BAND_BYTES``) in one buffer that the layer reuses.
+- **Batch last.** Inside, images are (C, H, W, N) in memory; the arrays handed in and
+  out are ordinary (N, C, H, W) arrays whose strides show that layout. Each slice that
+  im2col moves is then a run of W' * N contiguous numbers, and the next conv or pooling
+  layer reads the output without a copy.
 
 Padding is never materialised: im2col writes zeros where a window reads padding, and
-col2im drops what falls there.
+col2im drops what falls there. Measurements: docs/performance.md.
 """
 import numpy as np
+
+from .caches import ConvCache
 
 #: Largest im2col band, in bytes (a band holds at least one output row).
 BAND_BYTES = 8 << 20
@@ -133,20 +133,23 @@ def _band_plan(k, rows, row_cols, dtype, buf=None):
 
 
 def conv2d_forward(x, w, b, stride=(1, 1), padding=(0, 0), cols=None):
-    """Forward pass of a 2-D convolution (cross-correlation, as in PyTorch).
+    """Forward pass of a 2-D convolution (cross-correlation, as in PyTorch), by im2col + GEMM.
+
+    out[n, f, i, j] = b[f] + sum_{c, p, q} w[f, c, p, q] * xpad[n, c, sh*i + p, sw*j + q]
 
     Inputs:
-    - x: (N, C, H, W)
-    - w: (F, C, kh, kw) filters
-    - b: (F,) biases, or None
+    - x: (N, C, H, W); w: (F, C, kh, kw) filters; b: (F,) biases, or None
     - stride, padding: (sh, sw), (ph, pw); zero padding
     - cols: optional im2col band buffer to reuse (see :func:`im2col`)
 
     Returns (out, cache):
     - out: (N, F, H', W') with H' = (H + 2ph - kh) // sh + 1, W' likewise; a view of
       an (F, H', W', N) array
-    - cache: (xc, w, stride, padding, cols) with xc the input as (C, H, W, N) and cols
-      the band buffer, which the backward pass reuses
+    - cache: :class:`ConvCache` (x, w, stride, padding, cols); x is kept batch-last
+
+    Each band of output rows is one product (F, C*kh*kw) @ (C*kh*kw, rows*W'*N) of the
+    filters with the band's windows laid out as columns. Loop version:
+    :func:`minicnn.functional.reference.conv2d_forward`.
     """
     N, C, H, W = x.shape
     F, _, kh, kw = w.shape
@@ -163,7 +166,7 @@ def conv2d_forward(x, w, b, stride=(1, 1), padding=(0, 0), cols=None):
         if b is not None:
             band += b[:, None]
     out = out.reshape(F, oh, ow, N).transpose(3, 0, 1, 2)
-    return out, (xc, w, stride, padding, cols)
+    return out, ConvCache(xc.transpose(3, 0, 1, 2), w, stride, padding, cols)
 
 
 def conv2d_backward(dout, cache, input_grad=True):
@@ -171,12 +174,17 @@ def conv2d_backward(dout, cache, input_grad=True):
 
     Inputs:
     - dout: (N, F, H', W') upstream gradient
-    - cache: from the forward pass; its band buffer is overwritten
+    - cache: :class:`ConvCache` from the forward pass; its band buffer is overwritten
     - input_grad: False skips dx (the first layer of a network needs none)
 
     Returns (dx, dw, db): dx (N, C, H, W) or None, dw (F, C, kh, kw), db (F,).
+
+    Band by band, the im2col columns are rebuilt from the cached input: dw += cols @ dout^T,
+    and dL/dcols = w^T @ dout is added back onto the input positions by :func:`col2im`.
+    Loop version: :func:`minicnn.functional.reference.conv2d_backward`.
     """
-    xc, w, stride, padding, cols = cache
+    x, w, stride, padding, cols = cache
+    xc = x.transpose(1, 2, 3, 0)  # (C, H, W, N): no copy for this kernel's own cache
     C, H, W, N = xc.shape
     F, _, kh, kw = w.shape
     oh, ow = dout.shape[2:]

@@ -1,28 +1,45 @@
-"""Fully connected (affine) layer and flattening."""
+"""Fully connected (affine) layer and flattening, as matrix products and reshapes.
+
+The loops over samples and output features are in :mod:`minicnn.functional.reference`.
+"""
+from .caches import FlattenCache, LinearCache
 
 
 def linear_forward(x, w, b):
     """x: (N, D), w: (M, D) as in PyTorch, b: (M,) or None -> out: (N, M) = x w^T + b.
 
-    cache: (x, w).
+    cache: :class:`LinearCache` (x, w). One matrix product for the whole batch; loop
+    version: :func:`minicnn.functional.reference.linear_forward`.
     """
     out = x @ w.T
     if b is not None:
         out += b
-    return out, (x, w)
+    return out, LinearCache(x, w)
 
 
 def linear_backward(dout, cache, input_grad=True):
-    """dout: (N, M) -> (dx (N, D) or None, dw (M, D), db (M,))."""
+    """dout: (N, M) -> (dx = dout w (N, D) or None, dw = dout^T x (M, D), db = sum_n dout (M,)).
+
+    Two matrix products for the whole batch; loop version:
+    :func:`minicnn.functional.reference.linear_backward`.
+    """
     x, w = cache
     dx = dout @ w if input_grad else None
     return dx, dout.T @ x, dout.sum(axis=0)
 
 
 def flatten_forward(x):
-    """x: (N, d1, d2, ...) -> out: (N, d1 * d2 * ...); cache: x.shape."""
-    return x.reshape(x.shape[0], -1), x.shape
+    """x: (N, d1, d2, ...) -> out: (N, d1 * d2 * ...), row-major; cache: :class:`FlattenCache` (x_shape).
+
+    A ``reshape`` (a view when it can be); loop version:
+    :func:`minicnn.functional.reference.flatten_forward`.
+    """
+    return x.reshape(x.shape[0], -1), FlattenCache(x.shape)
 
 
 def flatten_backward(dout, cache):
-    return dout.reshape(cache)
+    """dout: (N, d1 * d2 * ...) -> dx: the input's shape (N, d1, d2, ...), by ``reshape``.
+
+    Loop version: :func:`minicnn.functional.reference.flatten_backward`.
+    """
+    return dout.reshape(cache.x_shape)

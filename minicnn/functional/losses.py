@@ -1,6 +1,8 @@
 """Loss kernels: ``loss_fn(prediction, target) -> (loss, dprediction)``.
 
 The kernels trust their inputs; :mod:`minicnn.losses` wraps them with input checks.
+Both work on the whole batch at once; the loops over samples are in
+:mod:`minicnn.functional.reference`.
 """
 import numpy as np
 
@@ -17,6 +19,9 @@ def softmax_cross_entropy(scores, y):
     - loss: Python float, L = -(1/N) sum_i log(exp(scores[i, y[i]]) / sum_c exp(scores[i, c]))
     - dscores: Gradient dL/dscores of shape (N, C) and the dtype of scores,
       (softmax(scores) - one_hot(y)) / N.
+
+    All rows at once, with the largest score subtracted from each row before ``exp`` so
+    that nothing overflows. Loop version: :func:`minicnn.functional.reference.softmax_cross_entropy`.
     """
     N = scores.shape[0]
     rows = np.arange(N)
@@ -40,6 +45,8 @@ def mse(pred, target):
     Returns a tuple of:
     - loss: Python float, L = (1/M) sum_j (pred_j - target_j)^2 with M = pred.size
     - dpred: Gradient dL/dpred = 2 (pred - target) / M, shape and dtype of pred.
+
+    Loop version: :func:`minicnn.functional.reference.mse`.
     """
     diff = pred - target
     loss = np.mean(diff * diff)

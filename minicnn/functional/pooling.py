@@ -1,20 +1,20 @@
-"""Max and average pooling by strided windows: one slice per k x k offset.
+"""Max and average pooling by strided windows: one whole-array pass per kernel offset.
 
-Max pooling's backward follows the project's tie rule: each window's upstream
-gradient goes to its maximum, split evenly among elements that tie for it
-(``ties="split"``), or all to the first maximum in row-major order (``ties="first"``,
-PyTorch's rule). Overlapping windows accumulate.
+The plain versions, a loop over every sample, channel and window, are in
+:mod:`minicnn.functional.reference`; these compute the same numbers. Instead of visiting
+the H' x W' windows one at a time, they visit the kh x kw positions inside a window:
+``window(xp, i, j, ...)`` is the strided view of element (i, j) of every window at once,
+so max pooling is kh * kw calls of ``np.maximum`` on whole arrays.
 
-Every array keeps the memory layout of the input. Inside a network that is a conv's
-(C, H, W, N), batch last (see :mod:`.conv`), so each window slice moves runs of N
-contiguous numbers; a C-contiguous (N, C, H, W) input is pooled as it is, with runs of
-W' numbers (measured: copying it to batch last first costs more than it saves for 2x2
-windows).
-The backward passes write the gradient of the first sh x sw kernel offsets, whose
-windows tile the input without overlap, and add only the others (see :func:`_spread`).
+Max pooling's backward follows the project's tie rule: each window's upstream gradient
+goes to its maximum, split evenly among elements that tie for it (``ties="split"``), or
+all to the first maximum in row-major order (``ties="first"``, PyTorch's rule).
+Overlapping windows accumulate. Every array keeps the memory layout of the input (a
+conv's output is batch-last, see :mod:`.conv`). Measurements: docs/performance.md.
 """
 import numpy as np
 
+from .caches import AvgPoolCache, GlobalAvgPoolCache, MaxPoolCache
 from .conv import window
 
 
@@ -96,13 +96,20 @@ def _crop(dxp, shape, padding):
 def max_pool2d_forward(x, kernel, stride, padding=(0, 0), ceil_mode=False):
     """Forward pass of 2-D max pooling; padding counts as -inf.
 
+    out[n, c, i, j] = max_{p < kh, q < kw} xpad[n, c, sh*i + p, sw*j + q]
+
     Inputs:
     - x: (N, C, H, W), floating point
     - kernel, stride, padding: (kh, kw), (sh, sw), (ph, pw) with 2p <= k
 
     Returns (out, cache):
     - out: (N, C, H', W') with H' = floor((H + 2ph - kh) / sh) + 1 (ceil with ceil_mode)
-    - cache: (xp, out, x.shape, kernel, stride, padding); xp is the padded input
+    - cache: :class:`MaxPoolCache` (xp, out, x_shape, kernel, stride, padding); xp is
+      the padded input
+
+    Fast because it loops over the kh * kw offsets, not the windows: each step is one
+    ``np.maximum`` of a strided view over all windows. Loop version:
+    :func:`minicnn.functional.reference.max_pool2d_forward`.
     """
     (oh, ow), extra = pool_geometry(x.shape, kernel, stride, padding, ceil_mode)
     xp = _pad(x, padding, extra, -np.inf)
@@ -110,7 +117,7 @@ def max_pool2d_forward(x, kernel, stride, padding=(0, 0), ceil_mode=False):
     out = np.maximum(wins[0], wins[1]) if len(wins) > 1 else wins[0].copy(order="K")
     for win in wins[2:]:
         np.maximum(out, win, out=out)
-    return out, (xp, out, x.shape, kernel, stride, padding)
+    return out, MaxPoolCache(xp, out, x.shape, kernel, stride, padding)
 
 
 def max_pool2d_backward(dout, cache, ties="split"):
@@ -118,11 +125,16 @@ def max_pool2d_backward(dout, cache, ties="split"):
 
     Inputs:
     - dout: (N, C, H', W') upstream gradient
-    - cache: from :func:`max_pool2d_forward`
+    - cache: :class:`MaxPoolCache` from :func:`max_pool2d_forward`
     - ties: "split" shares a window's gradient evenly among its tied maxima;
       "first" gives it all to the first maximum in row-major order
 
     Returns dx: (N, C, H, W). Overlapping windows add their shares.
+
+    Per kernel offset, ``window == out`` marks the winners of every window at once; their
+    count (or a running "taken" mask for "first") gives each winner's share, and
+    :func:`_spread` adds the shares back offset by offset. Loop version:
+    :func:`minicnn.functional.reference.max_pool2d_backward`.
     """
     xp, out, shape, kernel, stride, padding = cache
     oh, ow = out.shape[2:]
@@ -164,12 +176,17 @@ def avg_pool2d_forward(x, kernel, stride, padding=(0, 0), ceil_mode=False,
                        count_include_pad=True):
     """Forward pass of 2-D average pooling (zero padding), divisors as in PyTorch.
 
+    out[n, c, i, j] = sum_{p, q} xpad[n, c, sh*i + p, sw*j + q] / divisor[i, j]
+
     Inputs:
     - x: (N, C, H, W); kernel, stride, padding: (kh, kw), (sh, sw), (ph, pw)
     - count_include_pad: whether padded zeros count in the divisor
 
     Returns (out, cache): out (N, C, H', W') (H' as for max pooling),
-    cache (x.shape, xp.shape, divisor, kernel, stride, padding).
+    cache :class:`AvgPoolCache` (x_shape, padded_shape, divisor, kernel, stride, padding).
+
+    Sums the kh * kw strided views, one whole-array add each. Loop version:
+    :func:`minicnn.functional.reference.avg_pool2d_forward`.
     """
     (oh, ow), extra = pool_geometry(x.shape, kernel, stride, padding, ceil_mode)
     xp = _pad(x, padding, extra, 0.0)
@@ -180,13 +197,15 @@ def avg_pool2d_forward(x, kernel, stride, padding=(0, 0), ceil_mode=False,
     rows = _window_counts(H, oh, kernel[0], stride[0], padding[0], count_include_pad)
     cols = _window_counts(W, ow, kernel[1], stride[1], padding[1], count_include_pad)
     divisor = np.outer(rows, cols).astype(x.dtype)
-    return total / divisor, (x.shape, xp.shape, divisor, kernel, stride, padding)
+    return total / divisor, AvgPoolCache(x.shape, xp.shape, divisor, kernel, stride, padding)
 
 
 def avg_pool2d_backward(dout, cache):
-    """Backward pass of 2-D average pooling: each window spreads dout / divisor.
+    """Backward pass of 2-D average pooling: each window spreads dout / divisor evenly.
 
-    Returns dx: (N, C, H, W).
+    dout: (N, C, H', W'), cache: :class:`AvgPoolCache` -> dx: (N, C, H, W).
+    One write or add per kernel offset (:func:`_spread`). Loop version:
+    :func:`minicnn.functional.reference.avg_pool2d_backward`.
     """
     shape, padded_shape, divisor, kernel, stride, padding = cache
     oh, ow = dout.shape[2:]
@@ -203,11 +222,18 @@ def avg_pool2d_backward(dout, cache):
 
 
 def global_avg_pool2d_forward(x):
-    """x: (N, C, H, W) -> out: (N, C), the mean over each feature map; cache: x.shape."""
-    return x.mean(axis=(2, 3)), x.shape
+    """x: (N, C, H, W) -> out: (N, C), out[n, c] = mean over (h, w) of x[n, c, h, w].
+
+    cache: :class:`GlobalAvgPoolCache` (x_shape). One ``mean`` over the last two axes;
+    loop version: :func:`minicnn.functional.reference.global_avg_pool2d_forward`.
+    """
+    return x.mean(axis=(2, 3)), GlobalAvgPoolCache(x.shape)
 
 
 def global_avg_pool2d_backward(dout, cache):
-    """dout: (N, C) -> dx: (N, C, H, W), each position receives dout / (H * W)."""
-    N, C, H, W = cache
-    return np.broadcast_to((dout / (H * W))[:, :, None, None], cache).copy()
+    """dout: (N, C) -> dx: (N, C, H, W), each position receives dout[n, c] / (H * W).
+
+    One broadcast; loop version: :func:`minicnn.functional.reference.global_avg_pool2d_backward`.
+    """
+    N, C, H, W = cache.x_shape
+    return np.broadcast_to((dout / (H * W))[:, :, None, None], cache.x_shape).copy()

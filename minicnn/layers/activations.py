@@ -45,13 +45,12 @@ class Dropout(Layer):
         self.rng = as_generator(seed)
 
     def forward(self, x):
-        out, mask = F.dropout_forward(self._check_any(x), self.p, self.rng, self.training)
-        self.cache = [mask]  # mask is None for the identity (eval mode or p == 0)
-        return self.record_output(out)
+        out, self.cache = F.dropout_forward(self._check_any(x), self.p, self.rng, self.training)
+        return self.record_output(out)  # cache.mask is None for the identity (eval mode or p == 0)
 
     def backward(self, dout):
-        (mask,), dout = self.take_cache(dout)
-        return F.dropout_backward(dout, mask)
+        cache, dout = self.take_cache(dout)
+        return F.dropout_backward(dout, cache)
 
     def extra_repr(self):
         return f"p={self.p}"

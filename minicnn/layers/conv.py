@@ -47,7 +47,7 @@ class Conv2D(Layer):
                                       cols=self._cols)
         self.cache = cache
         if is_grad_enabled():  # inference (no_grad) leaves no buffer behind either
-            self._cols = cache[-1]
+            self._cols = cache.cols
         return self.record_output(out)
 
     def backward(self, dout, input_grad=True):

@@ -41,7 +41,7 @@ class _BatchNorm(Layer):
                                  f"got input of shape {x.shape}")
             out, cache = F.batchnorm_forward(x, self.weight.data, self.bias.data, eps=self.eps)
             self.cache = cache
-            mean, var = cache[3], cache[4]
+            mean, var = cache.mean, cache.var  # the batch's, for the running averages
             mom = self.momentum
             self.running_mean = ((1 - mom) * self.running_mean + mom * mean).astype(x.dtype)
             self.running_var = ((1 - mom) * self.running_var + mom * var * m / (m - 1)).astype(x.dtype)
