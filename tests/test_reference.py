@@ -13,7 +13,7 @@ from minicnn.gradient_check import numerical_grad, rel_error
 from minicnn.layers import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dropout, Flatten,
                             LeakyReLU, Linear, MaxPool2D, ReLU)
 from minicnn.losses import MSELoss, SoftmaxCrossEntropy
-from minicnn.models import Sequential, three_layer_convnet, vgg_small
+from minicnn.models import Sequential, resnet_small, three_layer_convnet, vgg_small
 
 TOL = dict(rtol=1e-12, atol=1e-12)
 SMOOTH = 1e-6
@@ -376,6 +376,15 @@ def test_switch_vgg_small(training, spy):
     x = np.random.default_rng(1).standard_normal((2, 3, 8, 8))
     ran = assert_same_on_both_paths(model, x, SoftmaxCrossEntropy(), np.array([0, 9]), spy)
     assert ran == kernels("conv2d", "batchnorm", "relu", "max_pool2d", "global_avg_pool2d",
+                          "linear") | {"softmax_cross_entropy"}
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_switch_resnet_small(training, spy):
+    model = resnet_small(seed=2, widths=(3, 4), blocks=1).astype(np.float64).train(training)
+    x = np.random.default_rng(2).standard_normal((2, 3, 8, 8))
+    ran = assert_same_on_both_paths(model, x, SoftmaxCrossEntropy(), np.array([1, 5]), spy)
+    assert ran == kernels("conv2d", "batchnorm", "relu", "global_avg_pool2d",
                           "linear") | {"softmax_cross_entropy"}
 
 
