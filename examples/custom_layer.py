@@ -13,19 +13,18 @@ from minicnn.models import Sequential
 class Swish(Layer):
     """out = x * sigmoid(beta * x) for any input shape; one learnable scalar beta."""
 
-    param_names = ("beta",)  # what parameters(), state_dict() and the optimizers see
-
     def __init__(self, beta=1.0):
         super().__init__()
+        # a Parameter attribute: parameters(), state_dict() and the optimizers find it
         self.beta = Parameter(np.array([beta], dtype=np.float32))
 
     def forward(self, x):
         s = 1 / (1 + np.exp(-self.beta.data * x))
         self.cache = (x, s)  # what backward needs
-        return x * s
+        return self.record_output(x * s)  # backward's dout must have this shape
 
     def backward(self, dout):
-        x, s = self.cache
+        (x, s), dout = self.take_cache(dout)  # clear error if there was no forward
         ds = s * (1 - s)  # sigmoid'(beta * x)
         # d out / d beta = x * ds * x, summed over every element into the one beta
         self.beta.accumulate(np.array([np.sum(dout * x * x * ds)], dtype=self.beta.dtype))
@@ -50,8 +49,10 @@ assert result.max_error < 1e-6
 # 3. A broken backward is caught: forget the beta * x * ds term of d out / d x.
 class BrokenSwish(Swish):
     def backward(self, dout):
-        super().backward(dout)
-        return dout * self.cache[1]
+        (x, s), dout = self.take_cache(dout)
+        ds = s * (1 - s)
+        self.beta.accumulate(np.array([np.sum(dout * x * x * ds)], dtype=self.beta.dtype))
+        return dout * s  # forgot + beta * x * ds
 
 
 result = gradcheck(BrokenSwish(), x)

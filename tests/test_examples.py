@@ -12,7 +12,8 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 
 def test_examples_exist():
     names = {p.name for p in EXAMPLES}
-    assert {"custom_layer.py", "max_pooling_explained.py", "train_small.py"} <= names
+    assert {"custom_layer.py", "max_pooling_explained.py", "residual_block.py",
+            "train_small.py"} <= names
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
@@ -30,3 +31,6 @@ def test_example_runs(script, tmp_path):
     if script.name == "train_small.py":  # the README promises well above chance (about 45%)
         last = [line for line in done.stdout.splitlines() if "validation accuracy" in line][-1]
         assert float(last.rsplit(" ", 1)[1].rstrip("%")) > 30, last
+    if script.name == "residual_block.py":  # trained, saved and reloaded well above chance
+        last = done.stdout.strip().splitlines()[-1]
+        assert last.startswith("reloaded") and float(last.split()[3].rstrip("%")) > 30, last
