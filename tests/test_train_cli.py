@@ -131,3 +131,18 @@ def test_bad_checkpoint_gives_one_line_error(run, tmp_path):
                                     f"is not a readable .npz archive"
     result = train_py("--evaluate", __file__, check=False)  # no config.json beside it
     assert result.returncode == 1 and "is '" in result.stderr and "a run folder?" in result.stderr
+
+
+def test_resnet_small_trains_resumes_reports_and_evaluates(tmp_path):
+    out = tmp_path / "resnet"
+    tiny = [a if a != "three_layer_convnet" else "resnet_small" for a in TINY]
+    train_py(*tiny, "--epochs", 1, "--out", out)
+    result = train_py("--resume", out, "--epochs", 2, "--no-progress")
+    assert "resuming" in result.stdout
+    assert (out / "report.png").exists() and (out / "best.npz").exists()
+    history = History.load(out / "history.json")
+    assert history["epoch"] == [1, 2]
+    keys = load_npz(out / "best.npz")
+    assert "3.body.0.weight" in keys and "7.shortcut.1.running_mean" in keys
+    result = train_py("--evaluate", out / "best.npz")
+    assert "test accuracy" in result.stdout
