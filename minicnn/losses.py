@@ -7,19 +7,21 @@ _KINDS = {"f": "floats", "iu": "integers", "iuf": "real numbers"}
 
 
 class Loss:
-    """Base of the losses: calling runs ``forward`` and keeps dL/d(prediction) for ``backward``."""
+    """Base of the losses: calling runs ``forward`` and keeps dL/d(prediction), ``self.grad``,
+    for ``backward``. (A loss stores its gradient, not a layer's cache: it is computed with
+    the loss, as in CS231n's ``softmax_loss``.)"""
 
     def __init__(self):
-        self.cache = None
+        self.grad = None
 
     def __call__(self, pred, target):
         return self.forward(pred, target)
 
     def backward(self):
         """Gradient of the last loss with respect to the prediction (same shape and dtype)."""
-        if self.cache is None:
+        if self.grad is None:
             raise RuntimeError(f"{self!r}: backward called before forward")
-        return self.cache.copy()
+        return self.grad.copy()
 
     def __repr__(self):
         return f"{type(self).__name__}()"
@@ -44,7 +46,7 @@ class SoftmaxCrossEntropy(Loss):
     """
 
     def forward(self, scores, y):
-        self.cache = None
+        self.grad = None
         self._check_array(scores, "scores")
         self._check_array(y, "labels", kinds="iu")
         if scores.ndim != 2:
@@ -61,7 +63,7 @@ class SoftmaxCrossEntropy(Loss):
             i = bad[0]
             raise ValueError(f"SoftmaxCrossEntropy: label {y[i]} at index {i} is out of range "
                              f"[0, {C}) for scores of shape {scores.shape}")
-        loss, self.cache = F.softmax_cross_entropy(scores, y)
+        loss, self.grad = F.softmax_cross_entropy(scores, y)
         return loss
 
 
@@ -74,7 +76,7 @@ class MSELoss(Loss):
     """
 
     def forward(self, pred, target):
-        self.cache = None
+        self.grad = None
         self._check_array(pred, "pred")
         self._check_array(target, "target", kinds="iuf")
         if pred.shape != target.shape:
@@ -82,5 +84,5 @@ class MSELoss(Loss):
                              f"got pred {pred.shape} and target {target.shape}")
         if pred.size == 0:
             raise ValueError(f"MSELoss: got empty arrays of shape {pred.shape}")
-        loss, self.cache = F.mse(pred, target)
+        loss, self.grad = F.mse(pred, target)
         return loss

@@ -1,5 +1,7 @@
 """Per-epoch learning-rate schedules: ``schedule.lr_at(epoch)`` for epoch = 0, 1, 2, ...
 
+A schedule is any object with ``lr_at(epoch) -> float``; the three here share nothing else.
+
 ``fit`` sets ``optimizer.lr = schedule.lr_at(epoch)`` at the start of every epoch.
 """
 import math
@@ -18,11 +20,11 @@ class ConstantLR:
         return f"{type(self).__name__}(base_lr={self.base_lr})"
 
 
-class StepLR(ConstantLR):
+class StepLR:
     """lr_t = base_lr * gamma ** (t // step_size): multiply by gamma every step_size epochs."""
 
     def __init__(self, base_lr, step_size, gamma=0.1):
-        super().__init__(base_lr)
+        self.base_lr = float(base_lr)
         if step_size < 1 or gamma <= 0:
             raise ValueError(f"StepLR: need step_size >= 1 and gamma > 0, "
                              f"got step_size={step_size}, gamma={gamma}")
@@ -36,14 +38,14 @@ class StepLR(ConstantLR):
                 f"gamma={self.gamma})")
 
 
-class CosineLR(ConstantLR):
+class CosineLR:
     """lr_t = min_lr + (base_lr - min_lr) * (1 + cos(pi * t / total_epochs)) / 2.
 
     Starts at base_lr and decays along half a cosine; epoch total_epochs would reach min_lr.
     """
 
     def __init__(self, base_lr, total_epochs, min_lr=0.0):
-        super().__init__(base_lr)
+        self.base_lr = float(base_lr)
         if total_epochs < 1:
             raise ValueError(f"CosineLR: total_epochs must be >= 1, got {total_epochs}")
         self.total_epochs, self.min_lr = int(total_epochs), float(min_lr)
