@@ -1,8 +1,14 @@
 """Numerical gradient checking for any layer, including ones users write."""
+from __future__ import annotations
+
 import copy
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .layers import Layer
 
 
 @dataclass
@@ -11,11 +17,11 @@ class GradcheckResult:
     errors: dict = field(default_factory=dict)
 
     @property
-    def max_error(self):
+    def max_error(self) -> float:
         return max(self.errors.values())
 
     @property
-    def worst(self):
+    def worst(self) -> str:
         return max(self.errors, key=self.errors.get)
 
     def __repr__(self):
@@ -23,13 +29,13 @@ class GradcheckResult:
         return f"GradcheckResult(max_error={self.max_error:.2e}, worst={self.worst!r}; {items})"
 
 
-def rel_error(a, b, floor=1e-3):
+def rel_error(a: np.ndarray, b: np.ndarray, floor: float = 1e-3) -> float:
     """Norm-wise relative error; gradients that are (near) zero, like a bias before
     batch-norm, are compared absolutely through the ``floor`` on the denominator."""
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), floor))
 
 
-def numerical_grad(f, x, eps=1e-6):
+def numerical_grad(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """Centred differences of the scalar f() with respect to the array x (changed in place)."""
     grad = np.zeros_like(x)
     flat, gflat = x.reshape(-1), grad.reshape(-1)
@@ -44,7 +50,8 @@ def numerical_grad(f, x, eps=1e-6):
     return grad
 
 
-def gradcheck(layer, x, eps=1e-6, seed=0, input_grad=True):
+def gradcheck(layer: Layer, x: np.ndarray, eps: float = 1e-6, seed: int = 0,
+              input_grad: bool = True) -> GradcheckResult:
     """Check a layer's dL/dx and every parameter's gradient against centred differences.
 
     Works on a float64 copy of ``layer`` (the original is untouched) with the scalar

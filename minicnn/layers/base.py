@@ -16,7 +16,13 @@ The protocol a layer follows (every built-in layer does):
   the last backward, or the forward ran under :func:`minicnn.no_grad`, or ``dout`` does not
   match the output. The cache lives until one backward takes it.
 """
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ..grad_mode import is_grad_enabled, no_grad
 from ..parameter import Parameter
@@ -65,14 +71,14 @@ class Layer:
     #: Built-in layers that can skip computing dL/dx when they are first in a network.
     can_skip_input_grad = False
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.training = True
         self._buffer_names = []
         self._out_spec = None
         self.cache = None
 
     # -- calling -----------------------------------------------------------------
-    def __call__(self, x):
+    def __call__(self, x: np.ndarray) -> np.ndarray:
         recorder = Layer._recorder
         if recorder is None:
             return self.forward(x)
@@ -83,15 +89,15 @@ class Layer:
 
     _recorder = None  # set by summary() and layer_output() to watch every call
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} does not define forward")
 
-    def backward(self, dout):
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
         raise NotImplementedError(f"{type(self).__name__} does not define backward")
 
     # -- the cache protocol ------------------------------------------------------
     @property
-    def cache(self):
+    def cache(self) -> Any:
         """What the last forward kept for backward; None after a backward took it.
 
         Inside a ``no_grad()`` block an assignment stores nothing (and drops an older cache).
@@ -99,15 +105,15 @@ class Layer:
         return self.__dict__.get("_cache")
 
     @cache.setter
-    def cache(self, value):
+    def cache(self, value: Any) -> None:
         self.__dict__["_cache"] = value if is_grad_enabled() else None
 
-    def record_output(self, out):
+    def record_output(self, out: np.ndarray) -> np.ndarray:
         """Return ``out``, noting its shape and dtype, which backward's dout must match."""
         self._out_spec = (out.shape, out.dtype) if is_grad_enabled() else None
         return out
 
-    def check_dout(self, dout):
+    def check_dout(self, dout: np.ndarray) -> np.ndarray:
         """``dout`` checked against the recorded output: a numpy array of its shape; another
         float dtype is cast to the output's (float32 stays float32)."""
         if not isinstance(dout, np.ndarray):
@@ -122,7 +128,7 @@ class Layer:
                              f"output, {shape}, got {dout.shape}")
         return dout.astype(dtype, copy=False)
 
-    def check_ready(self):
+    def check_ready(self) -> None:
         """Raise a clear error unless every leaf layer inside holds the cache of a forward."""
         for name, m in self.named_modules():
             if m.cache is None and next(m.children(), None) is None:
@@ -132,7 +138,7 @@ class Layer:
                     "one forward, or after a forward under no_grad() (predict, evaluate), "
                     "which keeps no cache; run forward first")
 
-    def take_cache(self, dout):
+    def take_cache(self, dout: np.ndarray) -> tuple[Any, np.ndarray]:
         """The cache of the last forward and ``dout`` checked by :meth:`check_dout`; the cache
         is released, so a second backward without a new forward is an error."""
         self.check_ready()
@@ -158,14 +164,14 @@ class Layer:
                     if isinstance(v, (Layer, Parameter)):
                         yield f"{name}.{key}", v
 
-    def named_children(self):
+    def named_children(self) -> Iterator[tuple[str, Layer]]:
         """(name, layer) for each direct sub-layer."""
         return ((n, v) for n, v in self._members() if isinstance(v, Layer))
 
-    def children(self):
+    def children(self) -> Iterator[Layer]:
         return (layer for _, layer in self.named_children())
 
-    def named_modules(self, prefix=""):
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Layer]]:
         """(dotted name, layer) for this layer ("") and every layer inside it, parents
         first, each once. The names are the state-dict prefixes: "1.body.0", ..."""
         seen = set()
@@ -180,10 +186,10 @@ class Layer:
 
         return walk(self, prefix)
 
-    def modules(self):
+    def modules(self) -> Iterator[Layer]:
         return (m for _, m in self.named_modules())
 
-    def get_submodule(self, target):
+    def get_submodule(self, target: str) -> Layer:
         """The sub-layer with dotted name ``target`` ("" is this layer), e.g. "1.body.0"."""
         if target == "":
             return self
@@ -196,7 +202,7 @@ class Layer:
     def _own_parameters(self):
         return ((n, v) for n, v in self._members() if isinstance(v, Parameter))
 
-    def named_parameters(self):
+    def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
         """(dotted name, Parameter) for every parameter of this layer and its sub-layers,
         each once, in state-dict order."""
         seen = set()
@@ -206,10 +212,10 @@ class Layer:
                     seen.add(id(p))
                     yield (f"{prefix}.{name}" if prefix else name), p
 
-    def parameters(self):
+    def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]
 
-    def register_buffer(self, name, value):
+    def register_buffer(self, name: str, value: np.ndarray) -> None:
         """Keep ``value`` (an array) as attribute ``name``, saved in the state dict but not
         trained (e.g. batch-norm's running statistics). Reassigning the attribute keeps it
         registered."""
@@ -220,35 +226,35 @@ class Layer:
             buffers.append(name)
         setattr(self, name, np.asarray(value))
 
-    def named_buffers(self):
+    def named_buffers(self) -> Iterator[tuple[str, np.ndarray]]:
         for prefix, module in self.named_modules():
             for name in module.__dict__.get("_buffer_names", ()):
                 yield (f"{prefix}.{name}" if prefix else name), getattr(module, name)
 
-    def buffers(self):
+    def buffers(self) -> list[np.ndarray]:
         return [b for _, b in self.named_buffers()]
 
     # -- modes and dtype -----------------------------------------------------------
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> Layer:
         """Set training mode (``mode=True``) or eval mode here and in every sub-layer."""
         for m in self.modules():
             m.training = bool(mode)
         return self
 
-    def eval(self):
+    def eval(self) -> Layer:
         return self.train(False)
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         for p in self.parameters():
             p.zero_grad()
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype | None:
         """The dtype of the first parameter (None for a layer without parameters)."""
         p = next(self.named_parameters(), None)
         return None if p is None else p[1].dtype
 
-    def astype(self, dtype):
+    def astype(self, dtype: DTypeLike) -> Layer:
         """Cast every parameter and floating buffer to ``dtype`` in place; returns self."""
         for p in self.parameters():
             p.astype(dtype)
@@ -284,14 +290,14 @@ class Layer:
             for name in module.__dict__.get("_buffer_names", ()):
                 yield pre + name, (module, name)
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, np.ndarray]:
         """A flat dict of copies of every parameter and buffer, keys nested as in PyTorch
         ("0.weight", "3.body.1.running_mean", ...)."""
         return {key: (np.array(e.data, copy=True) if isinstance(e, Parameter)
                       else np.array(getattr(*e), copy=True))
                 for key, e in self._state_entries()}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> Layer:
         """Load a state dict; every entry is checked first, so nothing is half-loaded."""
         entries = dict(self._state_entries())
         current = {k: (e.data if isinstance(e, Parameter) else getattr(*e))
@@ -308,11 +314,11 @@ class Layer:
                 setattr(module, name, np.array(state[key], dtype=getattr(module, name).dtype))
         return self
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike) -> None:
         """Write the state dict to an .npz file atomically (loadable with :meth:`load`)."""
         save_npz(path, {**self.state_dict(), _MARKER: np.array(1)})
 
-    def load(self, path):
+    def load(self, path: str | os.PathLike) -> Layer:
         """Load weights saved by :meth:`save` (never unpickles); returns self."""
         arrays = load_npz(path, "model file")
         if arrays.pop(_MARKER, None) is None:
@@ -321,7 +327,7 @@ class Layer:
         return self
 
     # -- description -------------------------------------------------------------
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return ""
 
     def __repr__(self):
@@ -332,7 +338,7 @@ class Layer:
             return f"{type(self).__name__}({self.extra_repr()})"
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
-    def summary(self, input_shape):
+    def summary(self, input_shape: tuple[int, ...]) -> None:
         """Print every sub-layer's output shape and parameter count (indented by depth) for
         one input of ``input_shape``, and the total. If a layer fails, the rows computed so
         far are printed, then the error names the layer and the shape it got."""

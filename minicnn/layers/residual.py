@@ -1,4 +1,6 @@
 """Residual: a layer built from other layers, out = body(x) + shortcut(x)."""
+from __future__ import annotations
+
 import numpy as np
 
 from .base import Layer
@@ -13,7 +15,7 @@ class Residual(Layer):
     this layer's too; state-dict keys read "body.0.weight", "shortcut.1.running_mean".
     """
 
-    def __init__(self, body, shortcut=None):
+    def __init__(self, body: Layer, shortcut: Layer | None = None) -> None:
         super().__init__()
         for name, part in (("body", body), ("shortcut", shortcut)):
             if part is not None and not isinstance(part, Layer):
@@ -23,7 +25,7 @@ class Residual(Layer):
         self.body = body
         self.shortcut = shortcut
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         out = self.body(x)
         skip = x if self.shortcut is None else self.shortcut(x)
         if np.shape(skip) != out.shape:
@@ -32,7 +34,7 @@ class Residual(Layer):
                              "to the body's output shape (e.g. a 1x1 Conv2D with the same stride)")
         return self.record_output(out + skip.astype(out.dtype, copy=False))
 
-    def backward(self, dout):
+    def backward(self, dout: np.ndarray) -> np.ndarray:
         self.check_ready()
         dout = self.check_dout(dout)
         dx = self.body.backward(dout)

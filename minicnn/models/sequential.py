@@ -1,4 +1,10 @@
 """Sequential: a chain of layers that passes arrays forward and gradients back."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
 from ..layers.base import Layer
 
 
@@ -9,7 +15,7 @@ class Sequential(Layer):
 
     can_skip_input_grad = True
 
-    def __init__(self, *layers):
+    def __init__(self, *layers: Layer) -> None:
         super().__init__()
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
@@ -18,33 +24,33 @@ class Sequential(Layer):
             self.append(layer)
 
     # -- container ---------------------------------------------------------------
-    def append(self, layer):
+    def append(self, layer: Layer) -> Sequential:
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential: expected a Layer, got {type(layer).__name__}")
         self.layers.append(layer)
         return self
 
-    def named_children(self):
+    def named_children(self) -> Iterator[tuple[str, Layer]]:
         return ((str(i), layer) for i, layer in enumerate(self.layers))
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.layers)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Layer]:
         return iter(self.layers)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int | slice) -> Layer:
         if isinstance(index, slice):
             return Sequential(*self.layers[index])
         return self.layers[index]
 
     # -- passes ------------------------------------------------------------------
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         for layer in self.layers:
             x = layer(x)
         return self.record_output(x)
 
-    def backward(self, dout, input_grad=True):
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         """Back-propagate dL/dout through every layer, filling each parameter's ``.grad``.
 
         Every layer is checked to hold the cache of a forward before any gradient changes.
