@@ -1,12 +1,10 @@
 """Tests for minicnn.data: CIFAR-10 reading/downloading, synthetic data, preprocessing."""
 import hashlib
-import http.server
 import io
 import os
 import pickle
 import struct
 import tarfile
-import threading
 
 import numpy as np
 import pytest
@@ -185,38 +183,6 @@ def make_archive(files, extra=()):
             info.size = len(blob)
             tar.addfile(info, io.BytesIO(blob))
     return buffer.getvalue()
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    routes = {}  # path -> (body, declared Content-Length)
-
-    def do_GET(self):
-        if self.path not in self.routes:
-            self.send_error(404)
-            return
-        body, length = self.routes[self.path]
-        self.send_response(200)
-        self.send_header("Content-Length", str(length))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def server():
-    """Serve ``_Handler.routes`` on 127.0.0.1; yields a function route(path, body, length)."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-
-    def route(path, body, length=None):
-        _Handler.routes[path] = (body, len(body) if length is None else length)
-        return f"http://127.0.0.1:{httpd.server_address[1]}{path}"
-    yield route
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def md5(blob):

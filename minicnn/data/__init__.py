@@ -1,9 +1,16 @@
-"""Data: CIFAR-10 loading, a synthetic stand-in, preprocessing and batching."""
+"""Data: CIFAR-10, Fashion-MNIST and MNIST loading, a synthetic stand-in, preprocessing and
+batching."""
 from minicnn.data.cifar10 import CIFAR10_MD5, CIFAR10_URL, Cifar10, download_cifar10, load_cifar10
+from minicnn.data.idx import read_idx
+from minicnn.data.mnist import (FASHION_MNIST, MNIST, Mnist, download_fashion_mnist,
+                                download_mnist, find_fashion_mnist, find_mnist,
+                                load_fashion_mnist, load_mnist)
 from minicnn.data.preprocess import (DataLoader, augment_crop_flip, fit_normalizer, normalize,
                                      random_crop, random_flip, train_val_split)
 from minicnn.data.synthetic import SYNTHETIC_CLASSES, synthetic_cifar
 
-__all__ = ["CIFAR10_MD5", "CIFAR10_URL", "Cifar10", "DataLoader", "SYNTHETIC_CLASSES",
-           "augment_crop_flip", "download_cifar10", "fit_normalizer", "load_cifar10",
-           "normalize", "random_crop", "random_flip", "synthetic_cifar", "train_val_split"]
+__all__ = ["CIFAR10_MD5", "CIFAR10_URL", "Cifar10", "DataLoader", "FASHION_MNIST", "MNIST",
+           "Mnist", "SYNTHETIC_CLASSES", "augment_crop_flip", "download_cifar10",
+           "download_fashion_mnist", "download_mnist", "find_fashion_mnist", "find_mnist",
+           "fit_normalizer", "load_cifar10", "load_fashion_mnist", "load_mnist", "normalize",
+           "random_crop", "random_flip", "read_idx", "synthetic_cifar", "train_val_split"]

@@ -9,20 +9,17 @@ when the manifest is present, each file is checked against it before it is read,
 catches files that were corrupted or swapped after the download.
 """
 import codecs
-import hashlib
 import json
 import os
 import pickle
 import tarfile
 import tempfile
-import urllib.request
 import zlib
-from http.client import HTTPException
 from typing import List, NamedTuple
 
 import numpy as np
-from tqdm import tqdm
 
+from minicnn.data.download import fetch, file_digest
 from minicnn.serialization import atomic_path
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -107,27 +104,10 @@ def download_cifar10(root=None, url=None, md5=None):
 
 
 def _fetch(url, path, md5, root):
-    """Stream ``url`` into ``path`` with a progress bar; check length and MD5."""
+    """Stream ``url`` into ``path``; check length and MD5 (see :func:`.download.fetch`)."""
     advice = (f"check your connection and retry, or download {url} yourself and "
               f"extract it into {root} so that {os.path.join(root, FOLDER)} exists")
-    digest = hashlib.md5(usedforsecurity=False)
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(path, "wb") as f:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc="CIFAR-10") as bar:
-                while chunk := response.read(1 << 20):
-                    f.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
-    except (OSError, HTTPException) as e:
-        raise ConnectionError(f"downloading {url} failed ({e}); {advice}") from e
-    received = os.path.getsize(path)
-    if total is not None and received != total:
-        raise ValueError(f"download of {url} was cut short ({received} of {total} bytes); "
-                         f"{advice}")
-    if digest.hexdigest() != md5:
-        raise ValueError(f"download of {url} has MD5 {digest.hexdigest()}, expected {md5}: "
-                         f"the file is corrupt or not CIFAR-10; {advice}")
+    fetch(url, path, md5, advice, desc="CIFAR-10")
 
 
 def _extract(archive, dest):
@@ -153,17 +133,9 @@ def _check_member(member):
         raise tarfile.TarError(f"member {member.name!r} is not a regular file or directory")
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _write_manifest(folder, archive_md5):
     manifest = {"archive_md5": archive_md5,
-                "sha256": {name: _sha256(os.path.join(folder, name)) for name in ALL_FILES}}
+                "sha256": {name: file_digest(os.path.join(folder, name)) for name in ALL_FILES}}
     with open(os.path.join(folder, MANIFEST), "w") as f:
         json.dump(manifest, f, indent=1)
 
@@ -220,7 +192,7 @@ class _SafeUnpickler(pickle.Unpickler):
 def _unpickle(path, expected_sha256):
     """Read a CIFAR pickle as a dict with str keys, checking its SHA-256 when one is known."""
     folder = os.path.dirname(path)
-    if expected_sha256 is not None and _sha256(path) != expected_sha256:
+    if expected_sha256 is not None and file_digest(path) != expected_sha256:
         raise ValueError(f"{path} does not match the checksum recorded when it was downloaded; "
                          f"delete {folder} and download again")
     try:
