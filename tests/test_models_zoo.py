@@ -81,3 +81,18 @@ def test_small_convnet_learns_shapes_a_linear_model_cannot():
     assert conv > 0.4, conv
     assert conv > linear + 0.25, (conv, linear)
     assert isinstance(linear_classifier()[1], Linear)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_every_model_runs_forward_and_backward_on_grayscale_and_colour(name, shape):
+    c, size = shape[0], shape[1]
+    extra = {"image_size": size} if name in ("three_layer_convnet", "linear") else {}
+    model = build_model(name, num_classes=10, seed=0, in_channels=c, **extra)
+    x = np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32)
+    scores = model(x)
+    assert scores.shape == (2, 10) and scores.dtype == np.float32
+    dx = model.backward(np.ones_like(scores))
+    assert dx.shape == x.shape and np.abs(dx).sum() > 0
+    weights = [p for n, p in model.named_parameters() if n.endswith("weight")]
+    assert weights[0].grad.any() and weights[-1].grad.any()

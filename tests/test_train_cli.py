@@ -15,12 +15,12 @@ from minicnn.training.history import History
 from minicnn.serialization import load_npz
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--num-train", "48", "--num-val", "16", "--num-test", "16",
+TINY = ["--dataset", "synthetic", "--num-train", "48", "--num-val", "16", "--num-test", "16",
         "--batch-size", "16", "--model", "three_layer_convnet", "--no-progress"]
 
 
 def train_py(*args, check=True):
-    """Run train.py; with no CIFAR-10 in $MINICNN_DATA, --dataset auto picks the synthetic set."""
+    """Run train.py with $MINICNN_DATA pointing at an empty folder (no CIFAR-10 there)."""
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
                MINICNN_DATA=os.path.join(ROOT, "tests", "no-such-data-dir"))
     result = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *map(str, args)],
@@ -54,7 +54,6 @@ def test_run_folder_holds_every_file_and_they_are_valid(run):
     assert "0.weight" in load_npz(out / "best.npz")
     assert "meta" in load_npz(out / "checkpoint.npz")
     assert "test accuracy" in result.stdout and "synthetic" in result.stdout
-    assert "CIFAR-10 is not in" in result.stdout and "python train.py --download" in result.stdout
 
 
 def test_resume_continues_like_an_uninterrupted_run(run, tmp_path):
@@ -146,3 +145,54 @@ def test_resnet_small_trains_resumes_reports_and_evaluates(tmp_path):
     assert "3.body.0.weight" in keys and "7.shortcut.1.running_mean" in keys
     result = train_py("--evaluate", out / "best.npz")
     assert "test accuracy" in result.stdout
+
+
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir(FASHION),
+                    reason=f"Fashion-MNIST is not installed in {FASHION} "
+                           "(apt-get install dataset-fashion-mnist)")
+def test_fashion_mnist_short_run_learns_real_images(tmp_path):
+    out = tmp_path / "fashion"
+    result = train_py("--dataset", "fashion-mnist", "--num-train", 4000, "--epochs", 2,
+                      "--batch-size", 32, "--no-progress", "--out", out)
+    acc = float(result.stdout.split("test accuracy ")[1].split()[0])
+    assert acc > 0.80, result.stdout
+    assert "on 10000 fashion-mnist test images" in result.stdout
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_args"] == {"in_channels": 1}
+    for name in ("history.json", "best.npz", "checkpoint.npz", "loss.png", "report.png"):
+        assert (out / name).exists(), name
+
+
+def test_auto_picks_fashion_mnist_when_cifar10_is_missing(tmp_path):
+    if not os.path.isdir(FASHION):
+        pytest.skip(f"Fashion-MNIST is not installed in {FASHION}")
+    result = train_py("--num-train", 64, "--num-val", 16, "--num-test", 16, "--batch-size", 16,
+                      "--epochs", 1, "--model", "linear", "--no-progress", "--out", tmp_path / "a")
+    assert "dataset: Fashion-MNIST from" in result.stdout
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config["dataset"] == "fashion-mnist"
+    assert config["model_args"] == {"in_channels": 1, "image_size": 28}
+
+
+def test_a_config_without_model_args_still_loads(tmp_path):
+    from minicnn.training.runs import build_model_for
+    config = {"model": "three_layer_convnet", "dataset": "synthetic", "dtype": "float32",
+              "seed": 0}
+    assert build_model_for(config)[4].in_features == 32 * 16 * 16
+    config.update(dataset="fashion-mnist")
+    assert build_model_for(config)[0].in_channels == 1
+
+
+def test_auto_falls_back_to_synthetic_and_says_how_to_get_real_images(monkeypatch, capsys,
+                                                                        tmp_path):
+    from minicnn.training import cli
+    monkeypatch.setattr(cli, "find_fashion_mnist", lambda root=None: None)
+    args = cli.parse_args(["--data-dir", str(tmp_path)])
+    assert cli.resolve_dataset(args) == "synthetic"
+    out = capsys.readouterr().out
+    assert "neither CIFAR-10" in out and "apt-get install dataset-fashion-mnist" in out
+    assert "--dataset fashion-mnist --download" in out

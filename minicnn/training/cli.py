@@ -1,6 +1,7 @@
-"""Train a CNN on CIFAR-10 (or a synthetic stand-in) and write a run folder.
+"""Train a CNN on CIFAR-10, Fashion-MNIST, MNIST or a synthetic stand-in and write a run folder.
 
-    python train.py                                  # ~1 minute; synthetic set unless CIFAR-10 is in ./data
+    python train.py                                  # the first data set found (see --dataset)
+    python train.py --dataset fashion-mnist --model resnet_small --epochs 10 --augment
     python train.py --dataset cifar10 --download --model vgg_small --epochs 10 --augment
     python train.py --resume runs/20240101-120000    # continue exactly where it stopped
     python train.py --evaluate runs/20240101-120000/best.npz
@@ -15,14 +16,15 @@ import os
 import sys
 import time
 
-from ..data import download_cifar10
+from ..data import (download_cifar10, download_fashion_mnist, download_mnist,
+                    find_fashion_mnist, find_mnist)
 from ..data.cifar10 import FOLDER, default_root
 from ..losses import SoftmaxCrossEntropy
-from ..models import MODELS
+from ..models import MODELS, NEEDS_IMAGE_SIZE
 from .checkpoint import CHECKPOINT, load_weights
 from .loop import evaluate, fit
-from .runs import (OPTIMIZERS, build_data, build_model_for, build_optimizer, build_schedule,
-                   load_config, load_run, save_config, seeds)
+from .runs import (DATASETS, OPTIMIZERS, augmentation, build_data, build_model_for,
+                   build_optimizer, build_schedule, load_config, load_run, save_config, seeds)
 
 DEFAULTS = dict(model="vgg_small", epochs=5, batch_size=64, optimizer="adam",
                 num_train=5000, num_val=1000)
@@ -30,11 +32,15 @@ DEFAULTS = dict(model="vgg_small", epochs=5, batch_size=64, optimizer="adam",
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", choices=["auto", "cifar10", "synthetic"], default="auto",
-                   help="auto (default): CIFAR-10 if it is in --data-dir, else the synthetic set")
+    p.add_argument("--dataset", choices=["auto", *DATASETS], default="auto",
+                   help="auto (default): CIFAR-10 if it is in --data-dir, else Fashion-MNIST if "
+                        "it is there or installed (apt-get install dataset-fashion-mnist), "
+                        "else the synthetic set")
     p.add_argument("--data-dir", default=None,
                    help=f"folder holding {FOLDER} (default: $MINICNN_DATA or ./data)")
-    p.add_argument("--download", action="store_true", help="download CIFAR-10 (163 MB) if missing")
+    p.add_argument("--download", action="store_true",
+                   help="download the data set if missing (CIFAR-10: 163 MB, Fashion-MNIST and "
+                        "MNIST: about 30 MB each), verified by its published checksums")
     p.add_argument("--model", default=DEFAULTS["model"], choices=sorted(MODELS),
                    help="network from minicnn.models.MODELS (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=None,
@@ -78,7 +84,7 @@ def parse_args(argv=None):
     if (args.lr is not None and args.lr <= 0) or args.weight_decay < 0:
         p.error("--lr must be > 0 and --weight-decay >= 0")
     if args.data_dir is not None and not os.path.isdir(args.data_dir) and not args.download:
-        p.error(f"--data-dir {args.data_dir!r} does not exist (add --download to fetch CIFAR-10 into it)")
+        p.error(f"--data-dir {args.data_dir!r} does not exist (add --download to fetch the data set into it)")
     for flag, path, kind in (("--resume", args.resume, os.path.isdir),
                              ("--evaluate", args.evaluate, os.path.isfile)):
         if path is not None and not kind(path):
@@ -91,21 +97,47 @@ def resolve_dataset(args):
     root = args.data_dir or default_root()
     if args.dataset != "auto":
         return args.dataset
-    if args.download or os.path.isdir(os.path.join(root, FOLDER)):
-        print(f"dataset: CIFAR-10 from {os.path.join(root, FOLDER)}")
+    cifar = os.path.join(root, FOLDER)
+    if args.download or os.path.isdir(cifar):
+        print(f"dataset: CIFAR-10 from {cifar}")
         return "cifar10"
-    print(f"dataset: CIFAR-10 is not in {os.path.join(root, FOLDER)}, so this run uses the "
-          f"synthetic CIFAR-style set; for the real one run: python train.py --download")
+    fashion = find_fashion_mnist(args.data_dir)
+    if fashion:
+        print(f"dataset: Fashion-MNIST from {fashion} (CIFAR-10 is not in {cifar}; "
+              "python train.py --dataset cifar10 --download fetches it)")
+        return "fashion-mnist"
+    print(f"dataset: neither CIFAR-10 ({cifar}) nor Fashion-MNIST was found, so this run uses "
+          "the synthetic CIFAR-style set; for real images: apt-get install "
+          "dataset-fashion-mnist, or python train.py --dataset fashion-mnist --download")
     return "synthetic"
+
+
+_DOWNLOADERS = {"cifar10": download_cifar10, "fashion-mnist": download_fashion_mnist,
+                "mnist": download_mnist}
+
+
+def default_model_args(model, dataset):
+    """The zoo arguments a new run records: the data set's channels (and image size)."""
+    info = DATASETS[dataset]
+    args = {"in_channels": info.in_channels}
+    if model in NEEDS_IMAGE_SIZE:
+        args["image_size"] = info.image_size
+    return args
 
 
 def new_config(args):
     dataset = resolve_dataset(args)
     root = args.data_dir or default_root()
-    if dataset == "cifar10" and args.download and not os.path.isdir(os.path.join(root, FOLDER)):
-        download_cifar10(root)
+    if args.download and dataset in _DOWNLOADERS:
+        if dataset == "cifar10":
+            if not os.path.isdir(os.path.join(root, FOLDER)):
+                download_cifar10(root)
+        elif not (find_fashion_mnist(args.data_dir) if dataset == "fashion-mnist"
+                  else find_mnist(args.data_dir)):
+            _DOWNLOADERS[dataset](root)
     num_train = args.num_train or (DEFAULTS["num_train"] if dataset == "synthetic" else None)
     return dict(dataset=dataset, data_dir=args.data_dir, model=args.model,
+                model_args=default_model_args(args.model, dataset),
                 epochs=DEFAULTS["epochs"] if args.epochs is None else args.epochs,
                 batch_size=args.batch_size, lr=args.lr or OPTIMIZERS[args.optimizer][1],
                 optimizer=args.optimizer, weight_decay=args.weight_decay,
@@ -159,7 +191,7 @@ def run_training(args):
     try:
         fit(model, SoftmaxCrossEntropy(), optimizer, (data.x_train, data.y_train),
             (data.x_val, data.y_val), config["epochs"], config["batch_size"],
-            schedule=build_schedule(config), augment=config["augment"], seed=seeds(config)[1],
+            schedule=build_schedule(config), augment=augmentation(config), seed=seeds(config)[1],
             out_dir=run_dir, resume=bool(args.resume), progress=not args.no_progress)
     except KeyboardInterrupt:
         print(f"\ninterrupted: checkpoint and history saved in {run_dir}; continue with "
