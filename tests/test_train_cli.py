@@ -97,8 +97,8 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--epochs", "-1"], "--epochs must be >= 1"),
-    (["--batch-size", "0"], "--batch-size must be >= 1"),
+    (["--epochs", "-1"], "--epochs must be an integer >= 1, got -1"),
+    (["--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
     (["--model", "resnet152"], "invalid choice"),
     (["--data-dir", "/no/such/dir"], "does not exist"),
     (["--dataset", "cifar10"], "CIFAR-10 not found"),

@@ -8,10 +8,14 @@ A run folder (written by ``train.py``) holds ``config.json``, ``history.json``,
     data = build_data(config)                                   # the same normalised splits
     scores = minicnn.training.predict(model, data.x_test)
 
-``config.json`` keys: dataset ("cifar10" or "synthetic"), data_dir, model, epochs,
+``config.json`` keys (all required, no others; :data:`CONFIG_SCHEMA` gives each one's
+type and range): dataset ("cifar10" or "synthetic"), data_dir, model, epochs,
 batch_size, lr, optimizer, weight_decay, schedule, augment, num_train, num_val,
-num_test, dtype, seed.
+num_test, dtype, seed. :func:`load_config` refuses a file that breaks it with one line
+naming the field; :func:`check_sizes` checks the data sizes against the data set and the
+memory available.
 """
+import copy
 import json
 import os
 from typing import List, NamedTuple
@@ -21,18 +25,48 @@ import numpy as np
 from ..data import (SYNTHETIC_CLASSES, fit_normalizer, load_cifar10, normalize,
                    synthetic_cifar, train_val_split)
 from .history import History
-from ..models import build_model
+from ..models import MODELS, build_model
+from ..models.sequential import leaf_layers
 from ..optim import SGD, Adam, AdamW, RMSprop
 from .schedules import make_schedule
 from ..serialization import atomic_path
 from .checkpoint import BEST, CHECKPOINT, load_weights
+from .schema import boolean, check_record, choice, integer, number, text
+
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None
 
 #: Optimizer name -> (class, default learning rate of train.py, tuned for vgg_small;
 #: three_layer_convnet wants about a third of it).
 OPTIMIZERS = {"sgd": (SGD, 0.05), "adam": (Adam, 3e-3), "adamw": (AdamW, 3e-3),
               "rmsprop": (RMSprop, 1e-3)}
 SYNTHETIC_TEST_SIZE = 2000
+SYNTHETIC_TRAIN_SIZE = 5000  # num_train when config.json says null
 _SYNTHETIC_SEEDS = (0, 1)  # fixed, so every synthetic run sees the same images
+CIFAR10_SIZES = (50_000, 10_000)  # training and test images
+IMAGE_VALUES = 3 * 32 * 32
+MAX_LR = 10.0
+
+#: What each config.json field must hold (also checks the flags of train.py).
+CONFIG_SCHEMA = {
+    "dataset": choice("cifar10", "synthetic"),
+    "data_dir": text(nullable=True),
+    "model": choice(*sorted(MODELS)),
+    "epochs": integer(1),
+    "batch_size": integer(1),
+    "lr": number(0, MAX_LR, lo_open=True),
+    "optimizer": choice(*sorted(OPTIMIZERS)),
+    "weight_decay": number(0, 1),
+    "schedule": choice("none", "step", "cosine"),
+    "augment": boolean(),
+    "num_train": integer(1, nullable=True),
+    "num_val": integer(1),
+    "num_test": integer(1, nullable=True),
+    "dtype": choice("float32", "float64"),
+    "seed": integer(0),
+}
 
 
 class Data(NamedTuple):
@@ -56,12 +90,14 @@ def build_data(config):
     first ``num_train`` of the rest are trained on (all if None), the first ``num_test``
     test images are used (all if None). Synthetic: the same sizes, drawn from fixed seeds.
     """
+    check_sizes(config)
     num_train, num_val, num_test = config.get("num_train"), config["num_val"], config.get("num_test")
     if config["dataset"] == "cifar10":
         cifar = load_cifar10(config.get("data_dir"))
         x, y, x_test, y_test, classes = cifar
     elif config["dataset"] == "synthetic":
-        x, y = synthetic_cifar((num_train or 5000) + num_val, seed=_SYNTHETIC_SEEDS[0])
+        x, y = synthetic_cifar((num_train or SYNTHETIC_TRAIN_SIZE) + num_val,
+                               seed=_SYNTHETIC_SEEDS[0])
         x_test, y_test = synthetic_cifar(num_test or SYNTHETIC_TEST_SIZE, seed=_SYNTHETIC_SEEDS[1])
         classes = list(SYNTHETIC_CLASSES)
     else:
@@ -73,6 +109,96 @@ def build_data(config):
     dtype = np.dtype(config.get("dtype", "float32"))
     x_train, x_val, x_test = (normalize(a, mean, std, dtype) for a in (x_train, x_val, x_test))
     return Data(x_train, y_train, x_val, y_val, x_test, y_test, classes, mean, std)
+
+
+def available_memory():
+    """Bytes this process may still allocate (MemAvailable, capped by RLIMIT_AS), or None."""
+    found = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    if resource is not None:
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            found.append(soft)
+    return min(found) if found else None
+
+
+def activation_bytes(model, dtype):
+    """Bytes of the outputs of every layer for one 3x32x32 image, measured on a copy of
+    the model in eval mode: a training step keeps about three times this per sample."""
+    x = np.zeros((1, 3, 32, 32), dtype)
+    total = 0
+    for _, layer in leaf_layers(copy.deepcopy(model).eval()):
+        x = layer(x)
+        total += x.nbytes
+    return total
+
+
+def _bytes(n):
+    return f"{n / 2 ** 30:.1f} GiB" if n >= 2 ** 30 else f"{n / 2 ** 20:.0f} MiB"
+
+
+def check_sizes(config, label=str, where="", memory=True, model=None):
+    """Check num_train, num_val, num_test and batch_size against the data set and memory.
+
+    Returns ``(train, val, test)``, the image counts of the splits. Raises ValueError
+    ``"<where><label(field)> <value>: <why>"`` (``label`` names a field: ``--num-train``
+    on the command line) when a split asks for more images than the data set has, the
+    batch is larger than the training split (an epoch would have no step), or, with
+    ``memory``, the images (and, given the ``model``, a training batch's activations)
+    would not fit in the memory available.
+    """
+    num_train, num_val, num_test = config.get("num_train"), config["num_val"], config.get("num_test")
+    batch = config["batch_size"]
+
+    def fail(key, why):
+        raise ValueError(f"{where}{label(key)} {config[key]}: {why}")
+
+    if config["dataset"] == "cifar10":
+        pool, test_pool = CIFAR10_SIZES
+        if num_val >= pool:
+            fail("num_val", f"CIFAR-10 has {pool:,} training images and at least one must be "
+                            f"left for training")
+        if num_train is not None and num_train > pool - num_val:
+            fail("num_train", f"CIFAR-10 has {pool - num_val:,} training images left after "
+                              f"holding out {num_val:,} for validation")
+        if num_test is not None and num_test > test_pool:
+            fail("num_test", f"CIFAR-10 has {test_pool:,} test images")
+        train, test, raw = num_train or pool - num_val, num_test or test_pool, 2 * pool + test_pool
+    else:
+        train, test = num_train or SYNTHETIC_TRAIN_SIZE, num_test or SYNTHETIC_TEST_SIZE
+        raw = 2 * (train + num_val) + test
+    if batch > train:
+        fail("batch_size", f"larger than the {train:,} training images (each epoch drops its "
+                           f"last, smaller batch, so there would be no step)")
+    if memory:
+        free = available_memory()
+        itemsize = np.dtype(config["dtype"]).itemsize
+        need = IMAGE_VALUES * (raw + (train + num_val + test) * itemsize)
+        if free is not None and need > free:
+            sizes = ", ".join(f"{label(k)} {config[k]}" for k in ("num_train", "num_val", "num_test")
+                              if config.get(k) is not None)
+            raise ValueError(f"{where}{sizes}: the {config['dataset']} images would need about "
+                             f"{_bytes(need)} of memory, but only {_bytes(free)} is available; "
+                             f"ask for fewer images")
+        if free is not None and model is not None:
+            step = 3 * activation_bytes(model, config["dtype"]) * batch
+            if need + step > free:
+                fail("batch_size", f"a training step would need about {_bytes(step)} for the "
+                                   f"activations besides {_bytes(need)} for the images, but only "
+                                   f"{_bytes(free)} is available; use a smaller batch")
+    return train, num_val, test
+
+
+def check_config(config, where, label=None):
+    """Raise a one-line ValueError unless ``config`` passes :data:`CONFIG_SCHEMA`."""
+    kw = {} if label is None else {"label": label}
+    return check_record(config, CONFIG_SCHEMA, where, "a JSON object of run settings", **kw)
 
 
 def seeds(config):
@@ -102,14 +228,18 @@ def save_config(run_dir, config):
 
 
 def load_config(run_dir):
+    """The checked ``config.json`` of a run folder (ValueError naming the file and field)."""
     path = os.path.join(run_dir, "config.json")
     try:
         with open(path) as f:
-            return json.load(f)
+            config = json.load(f, parse_constant=lambda c: float("nan"))
     except OSError as e:
         raise ValueError(f"cannot read {path!r} ({e.strerror}); is {run_dir!r} a run folder?") from None
     except ValueError as e:
         raise ValueError(f"{path!r} is not valid JSON ({e})") from None
+    check_config(config, path)
+    check_sizes(config, where=f"{path}: ", memory=False)
+    return config
 
 
 def load_run(run_dir, weights=BEST):
