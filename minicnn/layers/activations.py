@@ -1,13 +1,16 @@
 """Activation layers and dropout."""
 from .. import functional as F
+import math
+
 from .base import Layer, as_generator
+from .checks import check_real
 
 
 class ReLU(Layer):
     """out = max(x, 0)."""
 
     def forward(self, x):
-        out, self.cache = F.relu_forward(self._check_any(x))
+        out, self.cache = F.relu_forward(self._check_any(check_real(self, x)))
         return self._output(out)
 
     def backward(self, dout):
@@ -20,10 +23,19 @@ class LeakyReLU(Layer):
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        self.negative_slope = float(negative_slope)
+        try:
+            slope = float(negative_slope)
+        except (TypeError, ValueError):
+            raise TypeError(f"LeakyReLU: negative_slope must be a number, got "
+                            f"{negative_slope!r}") from None
+        if not math.isfinite(slope):
+            raise ValueError(f"LeakyReLU: negative_slope must be a finite number, got "
+                             f"{negative_slope!r}")
+        self.negative_slope = slope
 
     def forward(self, x):
-        out, self.cache = F.leaky_relu_forward(self._check_any(x), self.negative_slope)
+        out, self.cache = F.leaky_relu_forward(self._check_any(check_real(self, x)),
+                                               self.negative_slope)
         return self._output(out)
 
     def backward(self, dout):
@@ -45,7 +57,8 @@ class Dropout(Layer):
         self.rng = as_generator(seed)
 
     def forward(self, x):
-        out, mask = F.dropout_forward(self._check_any(x), self.p, self.rng, self.training)
+        out, mask = F.dropout_forward(self._check_any(check_real(self, x)), self.p, self.rng,
+                                      self.training)
         self.cache = [mask]  # mask is None for the identity (eval mode or p == 0)
         return self._output(out)
 

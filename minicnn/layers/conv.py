@@ -5,6 +5,7 @@ from .. import functional as F
 from ..init import kaiming_normal
 from ..parameter import Parameter
 from .base import Layer, as_generator, pair, short
+from .checks import check_real
 
 
 class Conv2D(Layer):
@@ -40,6 +41,7 @@ class Conv2D(Layer):
 
     def forward(self, x):
         self._check_input(x, 4, self.in_channels)
+        check_real(self, x)
         self._check_window(x, self.kernel_size, self.padding)
         x = self._as_param_dtype(x)
         b = None if self.bias is None else self.bias.data

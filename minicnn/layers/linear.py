@@ -5,6 +5,7 @@ from .. import functional as F
 from ..init import kaiming_normal
 from ..parameter import Parameter
 from .base import Layer, as_generator
+from .checks import check_real
 
 
 class Linear(Layer):
@@ -25,6 +26,7 @@ class Linear(Layer):
 
     def forward(self, x):
         self._check_input(x, 2, self.in_features)
+        check_real(self, x)
         b = None if self.bias is None else self.bias.data
         out, self.cache = F.linear_forward(self._as_param_dtype(x), self.weight.data, b)
         return self._output(out)
@@ -47,6 +49,9 @@ class Flatten(Layer):
         if not isinstance(x, np.ndarray) or x.ndim < 2:
             raise ValueError(f"{self!r}: expected an array of shape (N, ...) with at least "
                              f"2 dimensions, got {getattr(x, 'shape', type(x).__name__)}")
+        if x.shape[0] == 0:
+            raise ValueError(f"{self!r}: got an empty batch, shape {x.shape}")
+        check_real(self, x)
         out, self.cache = F.flatten_forward(x)
         return self._output(out)
 

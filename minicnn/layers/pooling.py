@@ -1,6 +1,7 @@
 """Pooling layers: max, average and global average."""
 from .. import functional as F
 from .base import Layer, pair, short
+from .checks import check_real
 
 
 class _Pool2D(Layer):
@@ -23,6 +24,7 @@ class _Pool2D(Layer):
 
     def _check(self, x):
         self._check_input(x, 4)
+        check_real(self, x)
         self._check_window(x, self.kernel_size, self.padding)
         return self._as_float(x)
 
@@ -86,6 +88,7 @@ class GlobalAvgPool2D(Layer):
 
     def forward(self, x):
         self._check_input(x, 4)
+        check_real(self, x)
         out, self.cache = F.global_avg_pool2d_forward(self._as_float(x))
         return self._output(out)
 
