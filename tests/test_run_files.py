@@ -277,3 +277,26 @@ def test_load_checkpoint_restores_the_data_generator_when_asked(data, checkpoint
     g = np.random.default_rng(123)
     _, position = load_checkpoint(checkpoint, tiny(), None, rng=g)
     assert g.bit_generator.state == position.rng_state
+
+
+@pytest.mark.parametrize("at, held, resumable", [
+    (7, "checkpoint.npz still holds the end of epoch 1", True),  # epoch 2 (4 steps + 1 eval each)
+    (2, "there is no checkpoint yet", False),
+])
+def test_an_interrupt_mid_step_says_which_checkpoint_is_left(data, tmp_path, at, held, resumable):
+    class Stop(SoftmaxCrossEntropy):
+        calls = 0
+
+        def forward(self, scores, y):
+            Stop.calls += 1
+            if Stop.calls == at:
+                raise KeyboardInterrupt
+            return super().forward(scores, y)
+    model = tiny()
+    with pytest.raises(loop.Interrupted) as info:
+        fit(model, Stop(), Adam(model.parameters(), lr=1e-2), *data, epochs=3, batch_size=16,
+            seed=5, out_dir=tmp_path, progress=False)
+    assert str(info.value) == (f"interrupted in the middle of a step: only the history was "
+                               f"saved in {tmp_path}, and {held}")
+    assert info.value.resumable is resumable
+    assert os.path.exists(tmp_path / "history.json")

@@ -222,8 +222,22 @@ def test_load_weights_refuses_integer_arrays_and_wrong_shapes(tmp_path):
     with pytest.raises(ValueError, match=r"'0\.bias' holds NaN or infinite values"):
         load_weights(small_net(), path)
     np.savez(path, **state)  # the right arrays, but no marker and no checkpoint meta
-    with pytest.raises(ValueError, match="neither a saved minicnn model"):
+    with pytest.raises(ValueError, match="is not a saved minicnn model .* nor a training checkpoint"):
         load_weights(small_net(), path)
+    write_npz_bomb(path, "junk", "<f8", (120 * CHUNK // 8,), 120)  # an unknown entry: never read
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("__minicnn_model__.npy", _npy(np.array(1)))
+        for k, v in state.items():
+            z.writestr(k + ".npy", _npy(v))
+    with pytest.raises(ValueError, match=r"model file .* does not fit this model: unexpected "
+                                         r"entries \['junk'\]"):
+        load_weights(small_net(), path)
+
+
+def _npy(array):
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array)
+    return buffer.getvalue()
 
 
 def _run_limited(code, cwd, timeout=120):

@@ -161,8 +161,12 @@ def _optimizer_entry(optimizer, key, shape, dtype):
     return f"is not a state entry of {type(optimizer).__name__}"
 
 
-def _entries(model, optimizer, read_optimizer=True):
-    """The ``expected`` callable of :func:`load_npz` for a checkpoint (or model file)."""
+def _entries(model, optimizer, read_optimizer=True, unknown=None):
+    """The ``expected`` callable of :func:`load_npz` for a checkpoint (or model file).
+
+    With a list ``unknown``, entries that are not the model's are left unread and their
+    names appended to it (the caller decides what they mean), instead of refused.
+    """
     spec = None if model is None else array_spec(model.state_dict())
 
     def check(name, shape, dtype):
@@ -178,6 +182,9 @@ def _entries(model, optimizer, read_optimizer=True):
         if spec is None:
             return None if dtype.kind in "biuf" else f"holds {dtype} values, expected numbers"
         if key not in spec:
+            if unknown is not None:
+                unknown.append(name)
+                return SKIP
             return "is not a state entry of this model"
         return check_spec(spec[key], shape, dtype)
     return check
@@ -269,16 +276,20 @@ def load_weights(model, path):
     own state (shape and kind) before it is decompressed; non-finite weights are refused.
     """
     path = os.fspath(path)
-    arrays = load_npz(path, "model file", expected=_entries(model, None, read_optimizer=False),
-                      mismatch="does not fit this model")
+    unknown = []
+    arrays = load_npz(path, "model file", mismatch="does not fit this model",
+                      expected=_entries(model, None, read_optimizer=False, unknown=unknown))
     if arrays.pop(_MODEL_MARKER, None) is not None:
         state, what = arrays, "model file"
     elif "meta" in arrays:
         _parse_meta(arrays.pop("meta"), path)
         state, what = _split(arrays, "model."), "checkpoint"
     else:
-        raise ValueError(f"{path!r} is neither a saved minicnn model (no {_MODEL_MARKER} "
-                         f"entry) nor a training checkpoint")
+        raise ValueError(f"{path!r} is not a saved minicnn model (no {_MODEL_MARKER} entry) "
+                         f"nor a training checkpoint (no meta entry)")
+    if unknown:
+        shown = unknown[:5] + (["..."] if len(unknown) > 5 else [])
+        raise ValueError(f"{what} {path!r} does not fit this model: unexpected entries {shown}")
     check_finite(state, f"{what} {path!r}")
     try:
         model.load_state_dict(state)

@@ -179,10 +179,10 @@ def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
         except Interrupted:
             raise
         except KeyboardInterrupt:
-            # a second Ctrl-C (or one outside the main thread): history only, and the
-            # checkpoint on disk is whatever was last written completely
+            # mid-step: a second Ctrl-C (or one outside the main thread, or raised by the
+            # code): history only; the checkpoint on disk is the last one written completely
             folder.save_history()
-            raise folder.interrupted(again=True) from None
+            raise folder.interrupted(mid_step=True, again=trainer.interrupt.requested) from None
     return history
 
 
@@ -315,7 +315,7 @@ class _RunFolder:
         return (f"The last good checkpoint ({position.describe()}) is "
                 f"{self.path(CHECKPOINT)}.")
 
-    def interrupted(self, again=False):
+    def interrupted(self, mid_step=False, again=False):
         """An :class:`Interrupted` saying exactly what the run folder now holds."""
         if self.out_dir is None:
             return Interrupted("interrupted; nothing was saved (fit has no out_dir)", False)
@@ -324,13 +324,14 @@ class _RunFolder:
             position = Position(**read_checkpoint_meta(path)["position"])
         except ValueError:
             position = None
-        if not again and position is not None:
+        if not mid_step and position is not None:
             return Interrupted(f"checkpoint.npz ({position.describe()}) and the history "
                                f"were saved in {self.out_dir}", True)
         held = (f"checkpoint.npz still holds {position.describe()}" if position is not None
                 else "there is no checkpoint yet")
-        return Interrupted(f"interrupted again before a checkpoint could be written: only the "
-                           f"history was saved in {self.out_dir}, and {held}", position is not None)
+        how = "again before a checkpoint could be written" if again else "in the middle of a step"
+        return Interrupted(f"interrupted {how}: only the history was saved in {self.out_dir}, "
+                           f"and {held}", position is not None)
 
 
 class _DeferredInterrupt:
