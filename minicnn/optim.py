@@ -1,11 +1,17 @@
 """Optimizers with the update rules of ``torch.optim``: SGD, Adam, AdamW, RMSprop.
 
+Hyper-parameters must be finite numbers in range (``lr``, ``momentum`` and
+``weight_decay`` >= 0, ``eps`` > 0, ``alpha`` and each of ``betas`` in [0, 1)); a bad one
+raises an error naming the optimizer and the argument, e.g. ``SGD: lr must be finite, got
+inf``.
+
 Each update reads like its equation, on ``w = p.data`` (updated in place, so float32
 parameters stay float32) and ``dw = p.grad``. Hyper-parameters are plain Python numbers
 kept as attributes (``opt.lr`` may be changed between steps, e.g. by a schedule);
 per-parameter buffers live in ``opt.state[i][name]`` with the shape and dtype of parameter i.
 """
 import inspect
+import math
 
 import numpy as np
 
@@ -112,6 +118,8 @@ class Optimizer:
         ok, allowed = _RULES[name]
         if not ok(value):
             raise ValueError(f"{self._name}: {name} must be {allowed}, got {value!r}")
+        if name != "nesterov" and not all(map(math.isfinite, value if name == "betas" else [value])):
+            raise ValueError(f"{self._name}: {name} must be finite, got {value!r}")
         return value
 
     def _checked(self, hypers):

@@ -422,3 +422,15 @@ def test_switch_keeps_float32_and_agrees_to_float32_round_off():
     for got, want in zip(slow[1:], fast[1:]):
         assert got.dtype == want.dtype == np.float32
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("ties", ["split", "first"])
+def test_nan_in_a_window_routes_the_same_on_both_paths(ties):
+    x = np.random.default_rng(5).integers(0, 3, (2, 2, 6, 6)).astype(np.float64)
+    x[0, 0, 1, 1] = x[0, 0, 1, 2] = x[1, 1, 4, 0] = np.nan
+    out, cache = F.FAST["max_pool2d_forward"](x, (3, 3), (2, 2), (1, 1), True)
+    ref_out, ref_cache = R.max_pool2d_forward(x, (3, 3), (2, 2), (1, 1), True)
+    np.testing.assert_array_equal(out, ref_out)
+    dout = np.random.default_rng(6).standard_normal(out.shape)
+    np.testing.assert_allclose(F.FAST["max_pool2d_backward"](dout, cache, ties),
+                               R.max_pool2d_backward(dout, ref_cache, ties), rtol=1e-12)

@@ -96,8 +96,8 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--epochs", "-1"], "--epochs must be >= 1"),
-    (["--batch-size", "0"], "--batch-size must be >= 1"),
+    (["--epochs", "-1"], "--epochs must be an integer >= 1, got -1"),
+    (["--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
     (["--model", "resnet152"], "invalid choice"),
     (["--data-dir", "/no/such/dir"], "does not exist"),
     (["--dataset", "cifar10"], "CIFAR-10 not found"),
@@ -196,3 +196,195 @@ def test_auto_falls_back_to_synthetic_and_says_how_to_get_real_images(monkeypatc
     out = capsys.readouterr().out
     assert "neither CIFAR-10" in out and "apt-get install dataset-fashion-mnist" in out
     assert "--dataset fashion-mnist --download" in out
+
+
+# -- messages that name the flag, the file or the field ---------------------------------
+
+def one_error_line(result, returncode=None):
+    assert result.returncode != 0 if returncode is None else result.returncode == returncode
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+def test_seed_flag_is_named(tmp_path):
+    line = one_error_line(train_py(*TINY, "--seed", "-1", "--out", tmp_path / "r", check=False), 2)
+    assert line == "train.py: error: --seed must be an integer >= 0, got -1"
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_takes_a_run_folder_not_a_file(run):
+    out, _ = run
+    line = one_error_line(train_py("--resume", out / "best.npz", check=False), 2)
+    assert line == (f"train.py: error: --resume {str(out / 'best.npz')!r} is a file; it takes a run "
+                    f"folder (the folder that holds config.json and checkpoint.npz), e.g. "
+                    f"--resume {out}")
+
+
+def test_resume_before_the_first_checkpoint_suggests_a_fresh_run(run, tmp_path):
+    out, _ = run
+    early = tmp_path / "early"
+    early.mkdir()
+    (early / "config.json").write_text((out / "config.json").read_text())
+    line = one_error_line(train_py("--resume", early, check=False), 2)
+    assert f"--resume {str(early)!r} holds no checkpoint.npz yet" in line
+    assert f"start it afresh: python train.py --out {early} --dataset synthetic --model " \
+           f"three_layer_convnet --epochs 2 --batch-size 16" in line and "--augment" in line
+    assert os.listdir(early) == ["config.json"]
+
+
+def test_resume_refuses_other_flags_and_an_edited_config(run, tmp_path):
+    out, _ = run
+    line = one_error_line(train_py("--resume", out, "--lr", "0.1", check=False), 2)
+    assert "--lr cannot be given; only --epochs, --data-dir and --no-progress can change" in line
+    folder = tmp_path / "edited"
+    folder.mkdir()
+    for name in ("config.json", "checkpoint.npz", "history.json"):
+        (folder / name).write_bytes((out / name).read_bytes())
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "num_train": 32}))
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    line = one_error_line(train_py("--resume", folder, "--epochs", 3, check=False), 1)
+    assert line == (f"train.py: error: {folder / 'config.json'}: field 'num_train' is 32 but the "
+                    f"checkpoint was trained with 48; a resumed run may change only epochs and "
+                    f"data_dir: put 'num_train' back to 48, or start a new run")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing changed
+
+
+def test_hand_edited_config_gives_one_line_through_evaluate(run, tmp_path):
+    out, _ = run
+    config = json.loads((out / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "augment": "no"}))
+    (tmp_path / "best.npz").write_bytes((out / "best.npz").read_bytes())
+    line = one_error_line(train_py("--evaluate", tmp_path / "best.npz", check=False), 1)
+    assert line == (f"train.py: error: {tmp_path / 'config.json'}: field 'augment' must be true "
+                    f"or false, got 'no' (a str)")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--num-train", "100000000"], "--num-train 100000000, --num-val 16, --num-test 16: the "
+                                   "synthetic images would need about "),
+    (["--num-val", "100000000"], "--num-val 100000000"),
+    (["--batch-size", "100"], "--batch-size 100: larger than the 48 training images"),
+    (["--dataset", "cifar10", "--num-val", "50000"], "--num-val 50000: CIFAR-10 has 50,000 "
+                                                     "training images"),
+    (["--dataset", "cifar10", "--num-test", "20000"], "--num-test 20000: CIFAR-10 has 10,000 test"),
+])
+def test_sizes_are_checked_before_anything_is_created(flags, message, tmp_path):
+    result = train_py(*TINY, *flags, "--out", tmp_path / "run", check=False)
+    line = one_error_line(result, 1)
+    assert line.startswith("train.py: error: ") and message in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_full_disk_names_the_file(tmp_path):
+    """A file-size limit makes writing best.npz fail as a full disk would (EFBIG instead
+    of ENOSPC, the same path through the code): the message names the file."""
+    import resource
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=ROOT, MINICNN_DATA=str(tmp_path / "none"))
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *TINY, "--epochs", "1",
+                             "--out", str(out)], capture_output=True, text=True, env=env,
+                            preexec_fn=limit, timeout=300)
+    line = one_error_line(result, 1)
+    assert line == f"train.py: error: cannot write {str(out / 'best.npz')!r}: File too large"
+    assert sorted(os.listdir(out)) == ["config.json"]  # no temp file left behind
+
+
+def test_evaluate_takes_a_file_not_a_folder(run):
+    out, _ = run
+    line = one_error_line(train_py("--evaluate", out, check=False), 2)
+    assert f"--evaluate {str(out)!r} is a folder; it takes a model file, e.g. --evaluate " \
+           f"{out / 'best.npz'}" in line
+
+
+def test_double_ctrl_c_says_exactly_what_was_saved(tmp_path, monkeypatch, capsys):
+    """A second Ctrl-C inside a step: only the history is written, and the message names
+    the checkpoint the folder still holds (here the end of epoch 1)."""
+    from minicnn.losses import SoftmaxCrossEntropy
+    from minicnn.training import cli
+
+    class TwoCtrlC(SoftmaxCrossEntropy):
+        calls = 0
+
+        def forward(self, scores, y):
+            TwoCtrlC.calls += 1
+            if TwoCtrlC.calls == 6:  # epoch 2, step 2 (3 steps and one evaluation per epoch)
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().forward(scores, y)
+    monkeypatch.setattr(cli, "SoftmaxCrossEntropy", TwoCtrlC)
+    monkeypatch.setenv("MINICNN_DATA", str(tmp_path / "none"))
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as info:
+        cli.main([*TINY, "--epochs", "5", "--out", str(out)])
+    assert info.value.code == 130
+    err = capsys.readouterr().err.strip()
+    assert err == (f"interrupted: interrupted again before a checkpoint could be written: only "
+                   f"the history was saved in {out}, and checkpoint.npz still holds the end of "
+                   f"epoch 1; continue with python train.py --resume {out}")
+    assert len(History.load(out / "history.json").iteration_loss) == 4  # 3 + the step it stopped after
+    position = json.loads(str(load_npz(out / "checkpoint.npz")["meta"]))["position"]
+    assert position["epoch"] == 1 and position["step"] == 0
+
+
+def test_single_ctrl_c_names_the_checkpoint_it_wrote(tmp_path, monkeypatch, capsys):
+    from minicnn.losses import SoftmaxCrossEntropy
+    from minicnn.training import cli
+
+    class CtrlC(SoftmaxCrossEntropy):
+        calls = 0
+
+        def forward(self, scores, y):
+            CtrlC.calls += 1
+            if CtrlC.calls == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().forward(scores, y)
+    monkeypatch.setattr(cli, "SoftmaxCrossEntropy", CtrlC)
+    monkeypatch.setenv("MINICNN_DATA", str(tmp_path / "none"))
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit):
+        cli.main([*TINY, "--epochs", "5", "--out", str(out)])
+    assert capsys.readouterr().err.strip() == (
+        f"interrupted: checkpoint.npz (epoch 1 after step 2) and the history were saved in "
+        f"{out}; continue with python train.py --resume {out}")
+
+
+def test_report_on_a_read_only_folder_gives_one_line(run, tmp_path, monkeypatch, capsys):
+    out, _ = run
+    from minicnn import serialization
+    from minicnn.viz import report
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", os.path.join(kwargs["dir"], ".x.tmp"))
+    monkeypatch.setattr(serialization.tempfile, "mkstemp", read_only)
+    with pytest.raises(SystemExit) as info:
+        report.main([str(out)])
+    assert info.value.code == 1
+    assert capsys.readouterr().err == (f"minicnn-report: error: cannot write "
+                                       f"{str(out / 'report.png')!r}: Permission denied\n")
+
+
+def _can_write(folder):
+    import tempfile
+    try:
+        fd, path = tempfile.mkstemp(dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(path)
+    return True
+
+
+@pytest.mark.skipif(_can_write("/sys"), reason="needs a folder this user cannot write")
+def test_report_command_into_an_unwritable_folder(run):
+    out, _ = run
+    result = subprocess.run([sys.executable, "-m", "minicnn.viz.report", str(out), "-o",
+                             "/sys/report.png"], capture_output=True, text=True, cwd=ROOT,
+                            env=dict(os.environ, PYTHONPATH=ROOT), timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr == "minicnn-report: error: cannot write '/sys/report.png': Permission denied\n"

@@ -33,6 +33,11 @@ MANIFEST = ".minicnn-verified"
 NUM_CLASSES = 10
 
 
+class UnsafeArchiveError(ValueError):
+    """The archive holds a member that would be written outside the target folder, or
+    something other than plain files and folders (a link, a device)."""
+
+
 class Cifar10(NamedTuple):
     """CIFAR-10 arrays: images uint8 ``(N, 3, 32, 32)`` (RGB planes), labels int64 ``(N,)``."""
     x_train: np.ndarray
@@ -83,15 +88,20 @@ def download_cifar10(root=None, url=None, md5=None):
     root = os.fspath(root if root is not None else default_root())
     url, md5 = url or CIFAR10_URL, md5 or CIFAR10_MD5
     folder = os.path.join(root, FOLDER)
+    check_not_broken(root, "data folder")
+    check_not_broken(folder, "CIFAR-10 folder")
     if os.path.exists(folder):
         raise FileExistsError(f"{folder} already exists; delete it and download again, "
                               f"or complete it by hand")
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise NotADirectoryError(f"data folder {root} is a file, not a folder; choose "
+                                 f"another --data-dir (or $MINICNN_DATA)")
     os.makedirs(root, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".cifar-10-download-", dir=root) as tmp:
         archive = os.path.join(tmp, "cifar-10-python.tar.gz")
         _fetch(url, archive, md5, root)
         extracted = os.path.join(tmp, "extracted")
-        _extract(archive, extracted)
+        _extract(archive, extracted, url)
         batches = os.path.join(extracted, FOLDER)
         missing = [n for n in ALL_FILES if not os.path.isfile(os.path.join(batches, n))]
         if missing:
@@ -110,27 +120,41 @@ def _fetch(url, path, md5, root):
     fetch(url, path, md5, advice, desc="CIFAR-10")
 
 
-def _extract(archive, dest):
-    """Extract a .tar.gz into ``dest``, refusing links, devices and paths leaving ``dest``."""
+def _extract(archive, dest, source=None):
+    """Extract a .tar.gz into ``dest``, refusing links, devices and paths leaving ``dest``.
+
+    ``source`` (the URL) names the archive in messages: ``archive`` is a temp file that
+    is gone by the time the user reads them.
+    """
+    source = source or archive
+    unsafe = getattr(tarfile, "FilterError", ())  # data_filter's refusals
     try:
         with tarfile.open(archive, "r:gz") as tar:
             for member in tar.getmembers():
-                _check_member(member)
+                _check_member(member, source)
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(dest, filter="data")
             else:
                 tar.extractall(dest)
+    except unsafe as e:
+        raise UnsafeArchiveError(f"the archive from {source} is unsafe to extract ({e}); "
+                                 f"nothing was kept. It is not the CIFAR-10 archive") from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-        raise ValueError(f"archive {archive} is truncated or corrupt ({e}); delete it "
-                         f"and download again") from e
+        raise ValueError(f"the archive from {source} is truncated or corrupt ({e}); it was "
+                         f"deleted: download it again") from None
 
 
-def _check_member(member):
+def _check_member(member, source):
     parts = member.name.replace("\\", "/").split("/")
     if member.name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
-        raise tarfile.TarError(f"member {member.name!r} would escape the target directory")
+        raise UnsafeArchiveError(f"the archive from {source} holds member {member.name!r}, "
+                                 f"which would escape the folder it is extracted into; "
+                                 f"nothing was extracted or kept. It is not the CIFAR-10 "
+                                 f"archive")
     if not (member.isfile() or member.isdir()):
-        raise tarfile.TarError(f"member {member.name!r} is not a regular file or directory")
+        raise UnsafeArchiveError(f"the archive from {source} holds member {member.name!r}, "
+                                 f"which is not a regular file or folder (a link or device); "
+                                 f"nothing was extracted or kept")
 
 
 def _write_manifest(folder, archive_md5):
@@ -155,12 +179,26 @@ def _read_manifest(folder):
                          f"and download again") from None
 
 
+def check_not_broken(path, what):
+    """Raise FileNotFoundError if ``path`` is a symbolic link to nothing."""
+    if os.path.islink(path) and not os.path.exists(path):
+        raise FileNotFoundError(f"{what} {path} is a broken symbolic link (to "
+                                f"{os.readlink(path)!r}, which does not exist); fix the link "
+                                f"or remove it")
+
+
 def _check_present(folder, root):
     advice = (f"run with download=True (e.g. python train.py --download) or put "
               f"{FOLDER} in {os.path.abspath(root)}")
+    check_not_broken(root, "data folder")
+    check_not_broken(folder, "CIFAR-10 folder")
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise NotADirectoryError(f"CIFAR-10 folder {folder} is a file, not a folder; "
+                                 f"delete it and {advice}")
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"CIFAR-10 not found: {folder} does not exist; {advice}")
     for name in ALL_FILES:
+        check_not_broken(os.path.join(folder, name), "CIFAR-10 file")
         if not os.path.isfile(os.path.join(folder, name)):
             raise FileNotFoundError(f"CIFAR-10 file {os.path.join(folder, name)} is missing; "
                                     f"delete {folder} and {advice}")

@@ -139,11 +139,14 @@ def max_pool2d_backward(dout, cache, ties="split"):
     xp, out, shape, kernel, stride, padding = cache
     oh, ow = out.shape[2:]
     winners = [window(xp, i, j, oh, ow, stride) == out for i, j in _offsets(kernel)]
+    if np.isnan(out).any():  # NaN is the maximum, as in PyTorch: each NaN wins its window
+        for w, (i, j) in zip(winners, _offsets(kernel)):
+            w |= np.isnan(window(xp, i, j, oh, ow, stride))
     if ties == "split":
         count = winners[0].astype(dout.dtype)
         for w in winners[1:]:
             count += w
-        share = np.divide(dout, count, out=count)  # >= 1 winner per window (none if it holds a NaN)
+        share = np.divide(dout, count, out=count)  # >= 1 winner per window (a NaN wins)
     elif ties == "first":
         taken = winners[0].copy(order="K")
         for w in winners[1:]:

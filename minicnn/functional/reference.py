@@ -164,7 +164,8 @@ def max_pool2d_backward(dout, cache, ties="split"):
                     window = xpad[n, c, h0:h0 + kh, w0:w0 + kw]
                     mask = np.zeros(window.shape, dtype=dout.dtype)
                     if ties == "split":
-                        mask[window == np.max(window)] = 1
+                        nan = np.isnan(window)  # a NaN is the maximum, as in PyTorch
+                        mask[nan if nan.any() else window == np.max(window)] = 1
                         mask /= np.sum(mask)  # k tied maxima: 1/k each
                     else:
                         mask[np.unravel_index(np.argmax(window), window.shape)] = 1

@@ -1,5 +1,7 @@
 """Activation layers and dropout."""
 from .. import functional as F
+import math
+
 from .base import Layer, as_generator
 
 
@@ -20,7 +22,15 @@ class LeakyReLU(Layer):
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        self.negative_slope = float(negative_slope)
+        try:
+            slope = float(negative_slope)
+        except (TypeError, ValueError):
+            raise TypeError(f"LeakyReLU: negative_slope must be a number, got "
+                            f"{negative_slope!r}") from None
+        if not math.isfinite(slope):
+            raise ValueError(f"LeakyReLU: negative_slope must be a finite number, got "
+                             f"{negative_slope!r}")
+        self.negative_slope = slope
 
     def forward(self, x):
         out, self.cache = F.leaky_relu_forward(self._check_any(x), self.negative_slope)

@@ -26,7 +26,7 @@ from numpy.typing import DTypeLike
 
 from ..grad_mode import is_grad_enabled, no_grad
 from ..parameter import Parameter
-from ..serialization import load_npz, save_npz
+from ..serialization import save_npz
 
 _MARKER = "__minicnn_model__"
 _INTERNAL = {"_cache", "_out_spec", "_buffer_names", "training"}
@@ -319,12 +319,14 @@ class Layer:
         save_npz(path, {**self.state_dict(), _MARKER: np.array(1)})
 
     def load(self, path: str | os.PathLike) -> Layer:
-        """Load weights saved by :meth:`save` (never unpickles); returns self."""
-        arrays = load_npz(path, "model file")
-        if arrays.pop(_MARKER, None) is None:
-            raise ValueError(f"{path!r} is not a saved minicnn model (no {_MARKER} entry)")
-        self.load_state_dict(arrays)
-        return self
+        """Load weights saved by :meth:`save` (or a training checkpoint); returns self.
+
+        The file is read once and never unpickled; every entry's shape and kind are checked
+        against this model's before it is decompressed, and NaN/inf weights are refused
+        (see :func:`minicnn.training.checkpoint.load_weights`).
+        """
+        from ..training.checkpoint import load_weights  # here: training imports layers
+        return load_weights(self, path)
 
     # -- description -------------------------------------------------------------
     def extra_repr(self) -> str:
@@ -350,6 +352,7 @@ class Layer:
         """Raise a clear error for a non-array, wrong rank or wrong channel count."""
         if not isinstance(x, np.ndarray):
             raise TypeError(f"{self!r}: expected a numpy array, got {type(x).__name__}")
+        self._check_real(x)
         layout = layout or ("(N, C, H, W)" if ndim == 4 else "(N, D)")
         if x.ndim != ndim:
             raise ValueError(
@@ -371,7 +374,15 @@ class Layer:
         """An element-wise layer's input: any shape, floats (integers become float32)."""
         if not isinstance(x, np.ndarray):
             raise TypeError(f"{self!r}: expected a numpy array, got {type(x).__name__}")
+        self._check_real(x)
         return self._as_float(x)
+
+    def _check_real(self, x):
+        """Raise TypeError unless ``x`` holds real numbers: a complex input would be cast to
+        floats, silently dropping its imaginary part; strings and objects are refused too."""
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{self!r}: expected real numbers (floats, integers or booleans), "
+                            f"got an array of {x.dtype}")
 
     @staticmethod
     def _as_float(x):

@@ -46,6 +46,9 @@ class Flatten(Layer):
         if not isinstance(x, np.ndarray) or x.ndim < 2:
             raise ValueError(f"{self!r}: expected an array of shape (N, ...) with at least "
                              f"2 dimensions, got {getattr(x, 'shape', type(x).__name__)}")
+        if x.shape[0] == 0:
+            raise ValueError(f"{self!r}: got an empty batch, shape {x.shape}")
+        self._check_real(x)
         out, self.cache = F.flatten_forward(x)
         return self.record_output(out)
 

@@ -1,4 +1,6 @@
 """Batch normalisation layers with PyTorch's running statistics and state-dict entries."""
+import math
+
 import numpy as np
 
 from .. import functional as F
@@ -21,9 +23,9 @@ class _BatchNorm(Layer):
         if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)) \
                 or num_features <= 0:
             raise ValueError(f"{name}: num_features must be a positive int, got {num_features!r}")
-        if eps <= 0 or not 0 <= momentum <= 1:
-            raise ValueError(f"{name}: need eps > 0 and 0 <= momentum <= 1, got eps={eps}, "
-                             f"momentum={momentum}")
+        if not (math.isfinite(eps) and eps > 0) or not 0 <= momentum <= 1:
+            raise ValueError(f"{name}: need eps > 0 (and finite) and 0 <= momentum <= 1, got "
+                             f"eps={eps}, momentum={momentum}")
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
         self.weight = Parameter(np.ones(num_features, dtype=dtype))
         self.bias = Parameter(np.zeros(num_features, dtype=dtype))

@@ -12,6 +12,7 @@ and best.npz (see minicnn/training/runs.py); the test accuracy of best.npz is pr
 the end. ``python train.py`` and the ``minicnn-train`` command both call :func:`main`.
 """
 import argparse
+import math
 import os
 import sys
 import time
@@ -21,10 +22,12 @@ from ..data import (download_cifar10, download_fashion_mnist, download_mnist,
 from ..data.cifar10 import FOLDER, default_root
 from ..losses import SoftmaxCrossEntropy
 from ..models import MODELS, NEEDS_IMAGE_SIZE
-from .checkpoint import CHECKPOINT, load_weights
-from .loop import evaluate, fit
-from .runs import (DATASETS, OPTIMIZERS, augmentation, build_data, build_model_for,
-                   build_optimizer, build_schedule, load_config, load_run, save_config, seeds)
+from ..serialization import error_message
+from .checkpoint import CHECKPOINT, check_resume_config, load_weights, read_checkpoint_meta
+from .loop import Interrupted, evaluate, fit
+from .runs import (CONFIG_SCHEMA, DATASETS, OPTIMIZERS, augmentation, build_data,
+                   build_model_for, build_optimizer, build_schedule, check_config, check_sizes,
+                   load_config, load_run, save_config, seeds)
 
 DEFAULTS = dict(model="vgg_small", epochs=5, batch_size=64, optimizer="adam",
                 num_train=5000, num_val=1000)
@@ -77,19 +80,76 @@ def parse_args(argv=None):
                       help="only report the test accuracy of best.npz or checkpoint.npz "
                            "(config.json must be beside it)")
     args = p.parse_args(argv)
-    for name in ("epochs", "batch_size", "num_train", "num_val", "num_test"):
+    for name in ("epochs", "batch_size", "num_train", "num_val", "num_test", "lr",
+                 "weight_decay", "seed"):
         value = getattr(args, name)
-        if value is not None and value < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    if (args.lr is not None and args.lr <= 0) or args.weight_decay < 0:
-        p.error("--lr must be > 0 and --weight-decay >= 0")
-    if args.data_dir is not None and not os.path.isdir(args.data_dir) and not args.download:
-        p.error(f"--data-dir {args.data_dir!r} does not exist (add --download to fetch the data set into it)")
-    for flag, path, kind in (("--resume", args.resume, os.path.isdir),
-                             ("--evaluate", args.evaluate, os.path.isfile)):
-        if path is not None and not kind(path):
-            p.error(f"{flag} {path!r} does not exist")
+        problem = None if value is None else CONFIG_SCHEMA[name].problem(value, flag(name))
+        if problem:
+            p.error(problem)
+    if args.data_dir is not None:
+        if os.path.islink(args.data_dir) and not os.path.exists(args.data_dir):
+            p.error(f"--data-dir {args.data_dir!r} is a broken symbolic link (to "
+                    f"{os.readlink(args.data_dir)!r}); fix or remove it")
+        if os.path.exists(args.data_dir) and not os.path.isdir(args.data_dir):
+            p.error(f"--data-dir {args.data_dir!r} is a file, not a folder")
+        if not os.path.isdir(args.data_dir) and not args.download:
+            p.error(f"--data-dir {args.data_dir!r} does not exist (add --download to fetch "
+                    f"the data set into it)")
+    if args.resume is not None:
+        _check_resume_args(p, args)
+    if args.evaluate is not None:
+        if os.path.isdir(args.evaluate):
+            p.error(f"--evaluate {args.evaluate!r} is a folder; it takes a model file, e.g. "
+                    f"--evaluate {os.path.join(args.evaluate, 'best.npz')}")
+        if not os.path.isfile(args.evaluate):
+            p.error(f"--evaluate {args.evaluate!r} does not exist")
     return args
+
+
+def flag(name):
+    """The command-line flag of a config field: ``num_train`` -> ``--num-train``."""
+    return "--" + name.replace("_", "-")
+
+
+#: Flags that --resume accepts besides --epochs and --no-progress (the data may move).
+_RESUME_FLAGS = ("epochs", "no_progress", "data_dir", "resume", "download")
+
+
+def _check_resume_args(p, args):
+    path = args.resume
+    if os.path.isfile(path):
+        p.error(f"--resume {path!r} is a file; it takes a run folder (the folder that holds "
+                f"config.json and checkpoint.npz), e.g. --resume {os.path.dirname(path) or '.'}")
+    if not os.path.isdir(path):
+        p.error(f"--resume {path!r} does not exist")
+    changed = [flag(k) for k, v in vars(args).items()
+               if k not in _RESUME_FLAGS and v != p.get_default(k)]
+    if changed:
+        p.error(f"--resume continues {path} with its own config.json, so {changed[0]} "
+                f"cannot be given; only --epochs, --data-dir and --no-progress can change")
+    if not os.path.exists(os.path.join(path, CHECKPOINT)):
+        p.error(f"--resume {path!r} holds no checkpoint.npz yet: the run stopped before its "
+                f"first epoch ended, so there is nothing to continue; start it afresh: "
+                f"{_fresh_command(path)}")
+
+
+def _fresh_command(run_dir):
+    """The train.py command that starts the run of ``run_dir`` again from scratch."""
+    try:
+        config = load_config(run_dir)
+    except ValueError:
+        return f"python train.py --out {run_dir} (with the flags it had)"
+    words = ["python train.py", f"--out {run_dir}"]
+    for key, value in config.items():
+        if key == "model_args":
+            continue  # follows from --model and --dataset (and --preset)
+        if key == "dataset" and value is not None:
+            words.append(f"--dataset {value}")
+        elif isinstance(value, bool):
+            words += [flag(key)] if value else []
+        elif value is not None:
+            words.append(f"{flag(key)} {value}")
+    return " ".join(words)
 
 
 def resolve_dataset(args):
@@ -112,10 +172,6 @@ def resolve_dataset(args):
     return "synthetic"
 
 
-_DOWNLOADERS = {"cifar10": download_cifar10, "fashion-mnist": download_fashion_mnist,
-                "mnist": download_mnist}
-
-
 def default_model_args(model, dataset):
     """The zoo arguments a new run records: the data set's channels (and image size)."""
     info = DATASETS[dataset]
@@ -125,16 +181,21 @@ def default_model_args(model, dataset):
     return args
 
 
+def download_if_missing(dataset, data_dir):
+    """Fetch the data set into ``data_dir`` (or $MINICNN_DATA, ./data) unless it is found."""
+    root = data_dir or default_root()
+    if dataset == "cifar10":
+        if not os.path.isdir(os.path.join(root, FOLDER)):
+            download_cifar10(root)
+    elif dataset in ("fashion-mnist", "mnist"):
+        find = find_fashion_mnist if dataset == "fashion-mnist" else find_mnist
+        if not find(data_dir):
+            (download_fashion_mnist if dataset == "fashion-mnist" else download_mnist)(root)
+
+
 def new_config(args):
+    """The config of a new run from the flags (nothing is downloaded or written yet)."""
     dataset = resolve_dataset(args)
-    root = args.data_dir or default_root()
-    if args.download and dataset in _DOWNLOADERS:
-        if dataset == "cifar10":
-            if not os.path.isdir(os.path.join(root, FOLDER)):
-                download_cifar10(root)
-        elif not (find_fashion_mnist(args.data_dir) if dataset == "fashion-mnist"
-                  else find_mnist(args.data_dir)):
-            _DOWNLOADERS[dataset](root)
     num_train = args.num_train or (DEFAULTS["num_train"] if dataset == "synthetic" else None)
     return dict(dataset=dataset, data_dir=args.data_dir, model=args.model,
                 model_args=default_model_args(args.model, dataset),
@@ -158,49 +219,84 @@ def new_run_dir(out):
     return out
 
 
+def _finite_test_loss(loss, path):
+    if not math.isfinite(loss):
+        raise ValueError(f"the test loss of {path} is {loss}: the model's scores overflow, so "
+                         f"its accuracy means nothing")
+
+
 def run_evaluate(path):
     config = load_config(os.path.dirname(os.path.abspath(path)))
-    model = load_weights(build_model_for(config), path)
+    model = load_weights(build_model_for(config), path)  # read once, checked, bounded
     data = build_data(config)
     loss, acc = evaluate(model, SoftmaxCrossEntropy(), data.x_test, data.y_test)
+    _finite_test_loss(loss, path)
     print(f"test accuracy {acc:.4f}, loss {loss:.4f} on {len(data.y_test)} {config['dataset']} "
           f"test images ({path})")
 
 
+def resumed_config(args):
+    """The config.json of the run to resume, checked against its checkpoint, with
+    --epochs (and --data-dir) applied."""
+    run_dir = args.resume
+    config_path = os.path.join(run_dir, "config.json")
+    config = load_config(run_dir)
+    meta = read_checkpoint_meta(os.path.join(run_dir, CHECKPOINT))
+    if "config" in meta:
+        check_resume_config(meta["config"], config, config_path)
+    else:
+        print(f"note: {os.path.join(run_dir, CHECKPOINT)} does not record its config, so "
+              f"config.json cannot be checked against it")
+    if args.data_dir is not None:
+        config["data_dir"] = args.data_dir
+    if args.epochs is not None and args.epochs != config["epochs"]:
+        if config["schedule"] != "none":
+            print(f"note: the {config['schedule']} schedule is re-planned over {args.epochs} "
+                  f"epochs instead of {config['epochs']}; epochs already done keep the "
+                  "rates they had")
+        config["epochs"] = args.epochs
+    print(f"resuming {run_dir} with its config.json (only --epochs, --data-dir and "
+          f"--no-progress can change)")
+    return run_dir, config
+
+
 def run_training(args):
     if args.resume:
-        run_dir, config = args.resume, load_config(args.resume)
-        if args.epochs is not None and args.epochs != config["epochs"]:
-            if config["schedule"] != "none":
-                print(f"note: the {config['schedule']} schedule is re-planned over {args.epochs} "
-                      f"epochs instead of {config['epochs']}; epochs already done keep the "
-                      "rates they had")
-            config["epochs"] = args.epochs
-        print(f"resuming {run_dir} with its config.json (only --epochs and --no-progress "
-              f"can change)")
-        data = build_data(config)
+        run_dir, config = resumed_config(args)
+        label, where = str, f"{os.path.join(run_dir, 'config.json')}: "
     else:
         run_dir, config = new_run_dir(args.out), new_config(args)
-        data = build_data(config)  # before the run folder exists: a failure leaves nothing
-    save_config(run_dir, config)
-    print(f"run folder: {run_dir}")
+        label, where = flag, ""
+        check_config(config, "train.py", label)
+    # Everything is checked before the run folder is created or changed: a failure
+    # leaves nothing behind.
+    check_sizes(config, label, where, model=build_model_for(config))
+    if args.download:
+        download_if_missing(config["dataset"], config["data_dir"])
+    data = build_data(config)
     model = build_model_for(config, len(data.classes))
     optimizer = build_optimizer(model, config)
+    schedule = build_schedule(config)
+    save_config(run_dir, config)
+    print(f"run folder: {run_dir}")
     print(f"{config['model']} on {len(data.y_train)} {config['dataset']} training images, "
           f"{config['epochs']} epochs, {optimizer!r}, schedule {config['schedule']}")
     try:
         fit(model, SoftmaxCrossEntropy(), optimizer, (data.x_train, data.y_train),
             (data.x_val, data.y_val), config["epochs"], config["batch_size"],
-            schedule=build_schedule(config), augment=augmentation(config), seed=seeds(config)[1],
-            out_dir=run_dir, resume=bool(args.resume), progress=not args.no_progress)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: checkpoint and history saved in {run_dir}; continue with "
-              f"python train.py --resume {run_dir}", file=sys.stderr)
+            schedule=schedule, augment=augmentation(config), seed=seeds(config)[1],
+            out_dir=run_dir, resume=bool(args.resume), progress=not args.no_progress,
+            config=config)
+    except Interrupted as e:
+        hint = (f"continue with python train.py --resume {run_dir}" if e.resumable else
+                f"start again with {_fresh_command(run_dir)}")
+        print(f"\ninterrupted: {e}; {hint}", file=sys.stderr)
         sys.exit(130)
     from ..viz import plot_runs
     plot_runs([run_dir], path=os.path.join(run_dir, "loss.png"))
     best, _, history = load_run(run_dir)
     loss, acc = evaluate(best, SoftmaxCrossEntropy(), data.x_test, data.y_test)
+    _finite_test_loss(loss, os.path.join(run_dir, "best.npz"))
     seconds = sum(history["seconds"])
     print(f"best validation accuracy {history.best_val_acc:.4f}; training took {seconds:.0f} s")
     print(f"test accuracy {acc:.4f} (loss {loss:.4f}) on {len(data.y_test)} {config['dataset']} "
@@ -229,7 +325,7 @@ def main(argv=None):
         else:
             run_training(args)
     except (ValueError, OSError) as e:  # includes a missing data set and a failed download
-        sys.exit(f"train.py: error: {e}")
+        sys.exit(f"train.py: error: {error_message(e)}")
     except KeyboardInterrupt:
         sys.exit("train.py: interrupted")
 

@@ -9,7 +9,16 @@ A run folder written by ``fit(..., out_dir=...)`` holds
   atomically after every epoch and on Ctrl-C; RNG states are stored as JSON text in a
   0-d string array, so the file loads without pickle;
 - ``best.npz``: the model with the best validation accuracy so far (``Layer.save``
-  format, loadable with ``model.load``).
+  format, loadable with ``model.load``). Only a strictly better accuracy replaces it: on
+  a tie the earlier epoch's model stays.
+
+Finite or nothing: the loss of every step and every parameter and buffer after every
+step are checked, the optimizer state before every checkpoint, and the validation loss
+of every epoch. The first NaN or infinity stops training with
+:class:`NonFiniteLossError` (or its subclass :class:`NonFiniteWeightsError`) naming the
+epoch and step; nothing non-finite is ever written, so the last checkpoint and
+``best.npz`` are the last good ones. Stale temp files that a killed write left in the
+run folder are removed when ``fit`` starts.
 
 The file format is in :mod:`minicnn.training.checkpoint`.
 
@@ -28,12 +37,33 @@ from tqdm.auto import tqdm
 
 from ..data import DataLoader
 from ..grad_mode import no_grad
-from .checkpoint import BEST, CHECKPOINT, Position, load_checkpoint, save_checkpoint
+from ..serialization import NonFiniteError, non_finite_entries, remove_stale_temps
+from .checkpoint import (BEST, CHECKPOINT, Position, load_checkpoint, read_checkpoint_meta,
+                         save_checkpoint)
 from .history import History
 
+#: The files of a run folder (their stale temp files are removed when ``fit`` starts).
+RUN_FILES = ("config.json", "history.json", "history.csv", CHECKPOINT, BEST, "loss.png",
+             "report.png")
 
-class NonFiniteLossError(ValueError):
-    """The training loss became NaN or infinite; training stopped."""
+
+class NonFiniteLossError(NonFiniteError):
+    """The training or validation loss became NaN or infinite; training stopped."""
+
+
+class NonFiniteWeightsError(NonFiniteLossError):
+    """A parameter, buffer or optimizer state became NaN or infinite (after a step whose
+    loss was finite); training stopped. A subclass of :class:`NonFiniteLossError`, so one
+    ``except`` catches every non-finite stop."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped ``fit``; ``str(e)`` says exactly what was saved, ``e.resumable``
+    whether the run folder holds a checkpoint to ``--resume`` from."""
+
+    def __init__(self, message, resumable):
+        super().__init__(message)
+        self.resumable = resumable
 
 
 def predict(model, x, batch_size=500):
@@ -61,7 +91,7 @@ def evaluate(model, loss_fn, x, y, batch_size=500):
 
 def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
         schedule=None, augment=False, seed=0, out_dir=None, resume=False, drop_last=True,
-        eval_batch_size=500, progress=True):
+        eval_batch_size=500, progress=True, config=None):
     """Train ``model`` with minibatches for ``epochs`` epochs and return a :class:`History`.
 
     Inputs:
@@ -84,10 +114,20 @@ def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
 
     Per epoch the history records the mean training loss and accuracy over the epoch's
     minibatches (in train mode, as they were trained on), the validation loss and accuracy
-    (eval mode), the learning rate and the seconds taken. A NaN/inf loss raises
-    :class:`NonFiniteLossError` before the bad step is applied, leaving the last good
-    checkpoint. Ctrl-C finishes the current step, saves the history and a checkpoint that
-    resumes exactly, then raises ``KeyboardInterrupt``.
+    (eval mode), the learning rate and the seconds taken. A NaN/inf training loss raises
+    :class:`NonFiniteLossError` before the bad step is applied; NaN/inf weights or
+    buffers after a step, or optimizer state at a checkpoint, raise
+    :class:`NonFiniteWeightsError`; a NaN/inf validation loss raises
+    :class:`NonFiniteLossError`. Each names the epoch and step and leaves the last good
+    checkpoint and ``best.npz`` (nothing non-finite is ever written). ``best.npz`` is
+    replaced only by a strictly better validation accuracy. Ctrl-C finishes the current
+    step, saves the history and a checkpoint that resumes exactly, then raises
+    :class:`Interrupted` (a ``KeyboardInterrupt``); a second Ctrl-C stops at once, saving
+    only the history, and the message says which checkpoint the folder still holds.
+
+    - config: optional JSON-able dict describing the run (``train.py`` passes its
+      ``config.json``); stored in every checkpoint, and on resume the stored one must
+      equal it except for ``RESUMABLE_KEYS`` (epochs, data_dir).
     """
     x_train, y_train = train_data
     x_val, y_val = val_data
@@ -100,11 +140,19 @@ def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
     loader = DataLoader(x_train, y_train, batch_size, shuffle=True, augment=augment,
                         drop_last=drop_last, rng=rng)
     history, start = History(), Position()
+    if out_dir is not None:
+        remove_stale_temps(out_dir, RUN_FILES)
     if resume:
         if out_dir is None:
             raise ValueError("resume=True needs the out_dir that holds checkpoint.npz")
-        history, start = load_checkpoint(os.path.join(out_dir, CHECKPOINT), model, optimizer, rng)
-    folder = _RunFolder(model, optimizer, rng, history, out_dir)
+        path = os.path.join(out_dir, CHECKPOINT)
+        # the data Generator is restored by train_epoch from the position's rng_state
+        history, start = load_checkpoint(path, model, optimizer, config=config)
+        if start.step > len(loader):
+            raise ValueError(f"checkpoint {path!r}: field 'position.step' is {start.step}, but "
+                             f"an epoch of {len(x_train)} samples in batches of {batch_size} "
+                             f"has {len(loader)} steps; it was written for other data")
+    folder = _RunFolder(model, optimizer, rng, history, out_dir, config)
     trainer = _Trainer(model, loss_fn, optimizer, loader, folder)
     model.train()
     with _DeferredInterrupt() as trainer.interrupt:
@@ -118,6 +166,12 @@ def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
                           disable=not progress, dynamic_ncols=True) as bar:
                     train_loss, train_acc = trainer.train_epoch(part, bar, began)
                     val_loss, val_acc = evaluate(model, loss_fn, x_val, y_val, eval_batch_size)
+                    if not math.isfinite(val_loss):
+                        folder.save_history()
+                        raise NonFiniteLossError(
+                            f"the validation loss is {val_loss} after epoch {epoch + 1} "
+                            f"(iteration {part.step}), although every weight is finite; "
+                            f"training stopped. {folder.last_good()}")
                     bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}",
                                     val_acc=f"{val_acc:.3f}")
                 history.add_epoch(epoch=epoch + 1, train_loss=train_loss, train_acc=train_acc,
@@ -126,10 +180,14 @@ def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
                                   iterations=len(history.iteration_loss))
                 folder.end_epoch(val_acc)
                 if trainer.interrupt.requested:
-                    raise KeyboardInterrupt
-        except KeyboardInterrupt:
-            folder.save_history()  # a second Ctrl-C mid-step: history only, checkpoint as it was
+                    raise folder.interrupted()
+        except Interrupted:
             raise
+        except KeyboardInterrupt:
+            # mid-step: a second Ctrl-C (or one outside the main thread, or raised by the
+            # code): history only; the checkpoint on disk is the last one written completely
+            folder.save_history()
+            raise folder.interrupted(mid_step=True, again=trainer.interrupt.requested) from None
     return history
 
 
@@ -154,7 +212,7 @@ class _Trainer:
             if self.interrupt.requested:
                 part.seconds = time.perf_counter() - began
                 self.folder.save(part)
-                raise KeyboardInterrupt
+                raise self.folder.interrupted()
             loss, correct = self.train_step(xb, yb)
             if not math.isfinite(loss):
                 self.folder.save_history()
@@ -162,6 +220,13 @@ class _Trainer:
                     f"the training loss is {loss} at epoch {part.epoch + 1}, iteration "
                     f"{step + 1}; training stopped. {self.folder.last_good()} "
                     "Try a smaller learning rate.")
+            bad = _non_finite_state(self.model)
+            if bad:
+                self.folder.save_history()
+                raise NonFiniteWeightsError(
+                    f"{_names(bad)} of the model became NaN or infinite in the update of "
+                    f"epoch {part.epoch + 1}, iteration {step + 1} (its loss was {loss:.4g}); "
+                    f"training stopped. {self.folder.last_good()} Try a smaller learning rate.")
             self.folder.history.iteration_loss.append(loss)
             part.step, part.seen = step + 1, part.seen + len(yb)
             part.loss_sum += loss * len(yb)
@@ -185,12 +250,26 @@ class _Trainer:
         return loss, int(np.sum(scores.argmax(axis=1) == yb))
 
 
+def _non_finite_state(model):
+    """Names of the model's parameters and float buffers holding NaN or inf."""
+    if hasattr(model, "named_parameters") and hasattr(model, "named_buffers"):
+        bad = [n for n, p in model.named_parameters() if not np.isfinite(p.data).all()]
+        return bad + non_finite_entries(dict(model.named_buffers()))
+    return non_finite_entries(model.state_dict())
+
+
+def _names(names):
+    shown = ", ".join(repr(n) for n in names[:3])
+    return ("entry " if len(names) == 1 else "entries ") + shown + \
+        (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
 class _RunFolder:
     """The files of a run folder; ``out_dir=None`` makes every method do nothing."""
 
-    def __init__(self, model, optimizer, rng, history, out_dir):
+    def __init__(self, model, optimizer, rng, history, out_dir, config=None):
         self.model, self.optimizer, self.rng, self.history = model, optimizer, rng, history
-        self.out_dir = out_dir
+        self.out_dir, self.config = out_dir, config
         self.best_acc = history.best_val_acc
 
     def path(self, name):
@@ -201,22 +280,63 @@ class _RunFolder:
             self.history.save(self.path("history.json"))
             self.history.save_csv(self.path("history.csv"))
 
-    def save(self, position):
+    def check_finite(self, position):
+        """Raise NonFiniteWeightsError if the model or optimizer state is not all finite."""
+        bad = _non_finite_state(self.model)
+        bad += [f"optimizer.{k}" for k in non_finite_entries(self.optimizer.state_dict())]
+        if bad:
+            self.save_history()
+            raise NonFiniteWeightsError(
+                f"{_names(bad)} hold NaN or infinite values at {position.describe()}; "
+                f"training stopped before writing them. {self.last_good()}")
+
+    def save(self, position, checked=False):
+        """Write the checkpoint at ``position`` and the history, after checking that every
+        array is finite (unless the caller just did)."""
         if self.out_dir is not None:
+            if not checked:
+                self.check_finite(position)
             save_checkpoint(self.path(CHECKPOINT), self.model, self.optimizer, self.history,
-                            position)
+                            position, self.config)
             self.save_history()
 
     def end_epoch(self, val_acc):
-        if self.out_dir is not None and val_acc > self.best_acc:
-            self.model.save(self.path(BEST))
+        """Write best.npz (only if ``val_acc`` beats every earlier epoch) and the checkpoint."""
+        position = Position(len(self.history), rng_state=self.rng.bit_generator.state)
+        if self.out_dir is not None:
+            self.check_finite(position)
+            if val_acc > self.best_acc:
+                self.model.save(self.path(BEST))
         self.best_acc = max(self.best_acc, val_acc)
-        self.save(Position(len(self.history), rng_state=self.rng.bit_generator.state))
+        self.save(position, checked=True)
 
     def last_good(self):
         if self.out_dir is None or not os.path.exists(self.path(CHECKPOINT)):
             return "No checkpoint was saved."
-        return f"The last good checkpoint ({len(self.history)} epochs) is {self.path(CHECKPOINT)}."
+        try:
+            position = Position(**read_checkpoint_meta(self.path(CHECKPOINT))["position"])
+        except ValueError:
+            return f"The checkpoint {self.path(CHECKPOINT)} is unreadable."
+        return (f"The last good checkpoint ({position.describe()}) is "
+                f"{self.path(CHECKPOINT)}.")
+
+    def interrupted(self, mid_step=False, again=False):
+        """An :class:`Interrupted` saying exactly what the run folder now holds."""
+        if self.out_dir is None:
+            return Interrupted("interrupted; nothing was saved (fit has no out_dir)", False)
+        path = self.path(CHECKPOINT)
+        try:
+            position = Position(**read_checkpoint_meta(path)["position"])
+        except ValueError:
+            position = None
+        if not mid_step and position is not None:
+            return Interrupted(f"checkpoint.npz ({position.describe()}) and the history "
+                               f"were saved in {self.out_dir}", True)
+        held = (f"checkpoint.npz still holds {position.describe()}" if position is not None
+                else "there is no checkpoint yet")
+        how = "again before a checkpoint could be written" if again else "in the middle of a step"
+        return Interrupted(f"interrupted {how}: only the history was saved in {self.out_dir}, "
+                           f"and {held}", position is not None)
 
 
 class _DeferredInterrupt:

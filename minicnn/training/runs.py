@@ -8,12 +8,15 @@ A run folder (written by ``train.py``) holds ``config.json``, ``history.json``,
     data = build_data(config)                                   # the same normalised splits
     scores = minicnn.training.predict(model, data.x_test)
 
-``config.json`` keys: dataset ("cifar10", "fashion-mnist", "mnist" or "synthetic"),
-data_dir, model, model_args (the zoo factory's arguments besides num_classes, seed and
-dtype, e.g. ``{"in_channels": 1, "widths": [32, 64, 128]}``), epochs, batch_size, lr,
-optimizer, weight_decay, schedule, augment, num_train, num_val, num_test, dtype, seed.
-A config without model_args (written before they were recorded) gets the factory's
-defaults for the data set's channels and image size.
+``config.json`` keys (:data:`CONFIG_SCHEMA` gives each one's type and range): dataset
+("cifar10", "fashion-mnist", "mnist" or "synthetic"), data_dir, model, model_args (the zoo
+factory's arguments besides num_classes, seed and dtype, e.g. ``{"in_channels": 1,
+"widths": [32, 64, 128]}``), epochs, batch_size, lr, optimizer, weight_decay, schedule,
+augment, num_train, num_val, num_test, dtype, seed. All are required but model_args: a
+config written before it was recorded gets the factory's defaults for the data set's
+channels and image size. :func:`load_config` refuses a file that breaks the schema with one
+line naming the field; :func:`check_sizes` checks the data sizes against the data set and
+the memory available.
 """
 import json
 import os
@@ -24,20 +27,28 @@ import numpy as np
 from ..data import (SYNTHETIC_CLASSES, augment_crop_flip, fit_normalizer, load_cifar10,
                     load_fashion_mnist, load_mnist, normalize, random_crop, synthetic_cifar,
                     train_val_split)
-from ..models import NEEDS_IMAGE_SIZE, build_model
+from ..layers.summary import run_recorded
+from ..models import MODELS, NEEDS_IMAGE_SIZE, build_model
 from ..optim import SGD, Adam, AdamW, RMSprop
 from ..serialization import atomic_path
 from .checkpoint import BEST, CHECKPOINT, load_weights
 from .history import History
 from .schedules import make_schedule
+from .schema import Rule, boolean, check_record, choice, integer, number, text
+
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None
 
 #: Optimizer name -> (class, default learning rate of train.py, tuned for vgg_small;
 #: three_layer_convnet wants about a third of it).
 OPTIMIZERS = {"sgd": (SGD, 0.05), "adam": (Adam, 3e-3), "adamw": (AdamW, 3e-3),
               "rmsprop": (RMSprop, 1e-3)}
 SYNTHETIC_TEST_SIZE = 2000
+SYNTHETIC_TRAIN_SIZE = 5000  # num_train when config.json says null
 _SYNTHETIC_SEEDS = (0, 1)  # fixed, so every synthetic run sees the same images
-
+MAX_LR = 10.0
 
 def augment_crop(x, rng):
     """Digits are not mirror images of each other: :func:`random_crop` (padding 4) only."""
@@ -46,19 +57,57 @@ def augment_crop(x, rng):
 
 class Dataset(NamedTuple):
     """What a run needs to know of a data set besides its images."""
+    name: str             # for messages
     load: object          # load(root) -> (x_train, y_train, x_test, y_test, classes); None: synthetic
     in_channels: int
     image_size: int
+    sizes: object         # (training images, test images); None: as many as asked (synthetic)
     augment: object       # f(x_batch, rng) used when the config says augment
 
+    @property
+    def image_values(self):
+        return self.in_channels * self.image_size ** 2
 
-#: Data set name -> how to load it, its image shape and its augmentation.
+
+#: Data set name -> how to load it, its image shape, its size and its augmentation.
 DATASETS = {
-    "cifar10": Dataset(load_cifar10, 3, 32, augment_crop_flip),
-    "fashion-mnist": Dataset(load_fashion_mnist, 1, 28, augment_crop_flip),
-    "mnist": Dataset(load_mnist, 1, 28, augment_crop),
-    "synthetic": Dataset(None, 3, 32, augment_crop_flip),
+    "cifar10": Dataset("CIFAR-10", load_cifar10, 3, 32, (50_000, 10_000), augment_crop_flip),
+    "fashion-mnist": Dataset("Fashion-MNIST", load_fashion_mnist, 1, 28, (60_000, 10_000),
+                             augment_crop_flip),
+    "mnist": Dataset("MNIST", load_mnist, 1, 28, (60_000, 10_000), augment_crop),
+    "synthetic": Dataset("the synthetic set", None, 3, 32, None, augment_crop_flip),
 }
+
+
+def _int_or_ints(v):
+    ints = v if isinstance(v, list) and v else [v]
+    return all(isinstance(i, int) and not isinstance(i, bool) for i in ints)
+
+
+#: What each config.json field must hold (also checks the flags of train.py).
+CONFIG_SCHEMA = {
+    "dataset": choice(*DATASETS),
+    "data_dir": text(nullable=True),
+    "model": choice(*sorted(MODELS)),
+    "model_args": Rule("an object of zoo arguments, each an integer or a list of integers",
+                       lambda v, _: isinstance(v, dict) and all(
+                           isinstance(k, str) and _int_or_ints(a) for k, a in v.items()),
+                       nullable=True),
+    "epochs": integer(1),
+    "batch_size": integer(1),
+    "lr": number(0, MAX_LR, lo_open=True),
+    "optimizer": choice(*sorted(OPTIMIZERS)),
+    "weight_decay": number(0, 1),
+    "schedule": choice("none", "step", "cosine"),
+    "augment": boolean(),
+    "num_train": integer(1, nullable=True),
+    "num_val": integer(1),
+    "num_test": integer(1, nullable=True),
+    "dtype": choice("float32", "float64"),
+    "seed": integer(0),
+}
+
+
 
 
 class Data(NamedTuple):
@@ -83,6 +132,7 @@ def build_data(config):
     the first ``num_test`` test images are used (all if None). Synthetic: the same sizes,
     drawn from fixed seeds.
     """
+    check_sizes(config)
     num_train, num_val, num_test = config.get("num_train"), config["num_val"], config.get("num_test")
     dataset = DATASETS.get(config["dataset"])
     if dataset is None:
@@ -91,7 +141,8 @@ def build_data(config):
     if dataset.load is not None:
         x, y, x_test, y_test, classes = dataset.load(config.get("data_dir"))
     else:
-        x, y = synthetic_cifar((num_train or 5000) + num_val, seed=_SYNTHETIC_SEEDS[0])
+        x, y = synthetic_cifar((num_train or SYNTHETIC_TRAIN_SIZE) + num_val,
+                               seed=_SYNTHETIC_SEEDS[0])
         x_test, y_test = synthetic_cifar(num_test or SYNTHETIC_TEST_SIZE, seed=_SYNTHETIC_SEEDS[1])
         classes = list(SYNTHETIC_CLASSES)
     x_train, y_train, x_val, y_val = train_val_split(x, y, num_val=num_val, seed=0)
@@ -101,6 +152,99 @@ def build_data(config):
     dtype = np.dtype(config.get("dtype", "float32"))
     x_train, x_val, x_test = (normalize(a, mean, std, dtype) for a in (x_train, x_val, x_test))
     return Data(x_train, y_train, x_val, y_val, x_test, y_test, classes, mean, std)
+
+
+def available_memory():
+    """Bytes this process may still allocate (MemAvailable, capped by RLIMIT_AS), or None."""
+    found = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    if resource is not None:
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            found.append(soft)
+    return min(found) if found else None
+
+
+def activation_bytes(model, dtype, dataset="synthetic"):
+    """Bytes of the outputs of every leaf layer for one image of the data set, measured in
+    eval mode without a trace: a training step keeps about three times this per sample."""
+    info = DATASETS[dataset]
+    x = np.zeros((1, info.in_channels, info.image_size, info.image_size), dtype)
+    calls, error = run_recorded(model, x)
+    if error is not None:
+        raise error
+    return sum(out.nbytes for layer, _, out in calls
+               if out is not None and next(layer.children(), None) is None)
+
+
+def _bytes(n):
+    return f"{n / 2 ** 30:.1f} GiB" if n >= 2 ** 30 else f"{n / 2 ** 20:.0f} MiB"
+
+
+def check_sizes(config, label=str, where="", memory=True, model=None):
+    """Check num_train, num_val, num_test and batch_size against the data set and memory.
+
+    Returns ``(train, val, test)``, the image counts of the splits. Raises ValueError
+    ``"<where><label(field)> <value>: <why>"`` (``label`` names a field: ``--num-train``
+    on the command line) when a split asks for more images than the data set has, the
+    batch is larger than the training split (an epoch would have no step), or, with
+    ``memory``, the images (and, given the ``model``, a training batch's activations)
+    would not fit in the memory available.
+    """
+    num_train, num_val, num_test = config.get("num_train"), config["num_val"], config.get("num_test")
+    batch = config["batch_size"]
+
+    def fail(key, why):
+        raise ValueError(f"{where}{label(key)} {config[key]}: {why}")
+
+    info = DATASETS[config["dataset"]]
+    if info.sizes is not None:
+        pool, test_pool = info.sizes
+        if num_val >= pool:
+            fail("num_val", f"{info.name} has {pool:,} training images and at least one must "
+                            f"be left for training")
+        if num_train is not None and num_train > pool - num_val:
+            fail("num_train", f"{info.name} has {pool - num_val:,} training images left after "
+                              f"holding out {num_val:,} for validation")
+        if num_test is not None and num_test > test_pool:
+            fail("num_test", f"{info.name} has {test_pool:,} test images")
+        train, test, raw = num_train or pool - num_val, num_test or test_pool, 2 * pool + test_pool
+    else:
+        train, test = num_train or SYNTHETIC_TRAIN_SIZE, num_test or SYNTHETIC_TEST_SIZE
+        raw = 2 * (train + num_val) + test
+    if batch > train:
+        fail("batch_size", f"larger than the {train:,} training images (each epoch drops its "
+                           f"last, smaller batch, so there would be no step)")
+    if memory:
+        free = available_memory()
+        itemsize = np.dtype(config["dtype"]).itemsize
+        need = info.image_values * (raw + (train + num_val + test) * itemsize)
+        if free is not None and need > free:
+            sizes = ", ".join(f"{label(k)} {config[k]}" for k in ("num_train", "num_val", "num_test")
+                              if config.get(k) is not None)
+            raise ValueError(f"{where}{sizes}: the {config['dataset']} images would need about "
+                             f"{_bytes(need)} of memory, but only {_bytes(free)} is available; "
+                             f"ask for fewer images")
+        if free is not None and model is not None:
+            step = 3 * activation_bytes(model, config["dtype"], config["dataset"]) * batch
+            if need + step > free:
+                fail("batch_size", f"a training step would need about {_bytes(step)} for the "
+                                   f"activations besides {_bytes(need)} for the images, but only "
+                                   f"{_bytes(free)} is available; use a smaller batch")
+    return train, num_val, test
+
+
+def check_config(config, where, label=None):
+    """Raise a one-line ValueError unless ``config`` passes :data:`CONFIG_SCHEMA`."""
+    kw = {} if label is None else {"label": label}
+    return check_record(config, CONFIG_SCHEMA, where, "a JSON object of run settings",
+                        optional=("model_args",), **kw)
 
 
 def seeds(config):
@@ -148,14 +292,18 @@ def save_config(run_dir, config):
 
 
 def load_config(run_dir):
+    """The checked ``config.json`` of a run folder (ValueError naming the file and field)."""
     path = os.path.join(run_dir, "config.json")
     try:
         with open(path) as f:
-            return json.load(f)
+            config = json.load(f, parse_constant=lambda c: float("nan"))
     except OSError as e:
         raise ValueError(f"cannot read {path!r} ({e.strerror}); is {run_dir!r} a run folder?") from None
     except ValueError as e:
         raise ValueError(f"{path!r} is not valid JSON ({e})") from None
+    check_config(config, path)
+    check_sizes(config, where=f"{path}: ", memory=False)
+    return config
 
 
 def load_run(run_dir, weights=BEST):

@@ -15,6 +15,7 @@ import sys
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..serialization import error_message
 from ..training.history import History
 from .png import save_png
 
@@ -94,8 +95,8 @@ def main(argv=None):
         parser.error(f"--smoothing must be in [0, 1), got {args.smoothing}")
     try:
         plot_runs(args.run_dirs, path=args.output, smoothing=args.smoothing, title=args.title)
-    except ValueError as e:
-        parser.exit(1, f"error: {e}\n")
+    except (ValueError, OSError) as e:  # a broken history; a read-only or full disk
+        parser.exit(1, f"minicnn-plot: error: {error_message(e)}\n")
     print(f"wrote {args.output}")
 
 

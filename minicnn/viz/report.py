@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..serialization import error_message
 from ..training.loop import predict
 from ..training.runs import build_data, load_run
 from . import figures as viz
@@ -92,8 +93,8 @@ def main(argv=None):
         parser.exit(1, f"error: {args.run_dir!r} is not a folder\n")
     try:
         path = write_report(args.run_dir, args.output)
-    except ValueError as e:
-        parser.exit(1, f"error: {e}\n")
+    except (ValueError, OSError) as e:  # a broken run folder; a read-only or full disk
+        parser.exit(1, f"minicnn-report: error: {error_message(e)}\n")
     print(f"wrote {path}")
 
 
