@@ -26,9 +26,23 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..data import DataLoader
+from ..data import DataLoader, check_normalized
 from .checkpoint import BEST, CHECKPOINT, Position, load_checkpoint, save_checkpoint
 from .history import History
+
+
+#: The values ``fit(progress=...)`` takes.
+PROGRESS = ("bar", "lines", True, False)
+
+
+def epoch_line(record, epochs):
+    """One line about a finished epoch, as ``fit(progress="lines")`` prints it::
+
+        epoch 2/5: loss 1.234, accuracy 0.567, validation accuracy 0.612, 12.3 s
+    """
+    return (f"epoch {record['epoch']}/{epochs}: loss {record['train_loss']:.4f}, "
+            f"accuracy {record['train_acc']:.4f}, validation accuracy {record['val_acc']:.4f}, "
+            f"{record['seconds']:.1f} s")
 
 
 class NonFiniteLossError(ValueError):
@@ -56,7 +70,7 @@ def evaluate(model, loss_fn, x, y, batch_size=500):
 
 def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
         schedule=None, augment=False, seed=0, out_dir=None, resume=False, drop_last=True,
-        eval_batch_size=500, progress=True):
+        eval_batch_size=500, progress="bar"):
     """Train ``model`` with minibatches for ``epochs`` epochs and return a :class:`History`.
 
     Inputs:
@@ -76,6 +90,12 @@ def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
     - drop_last: skip each epoch's last, smaller minibatch (the order is reshuffled every
       epoch, so no sample is left out for good); a batch of a few samples gives noisy
       batch-norm statistics and a spike in the loss curve
+    - progress: "bar" (or True) a tqdm progress bar per epoch; "lines" one printed line
+      per epoch (epoch, loss, accuracy, validation accuracy, seconds); False nothing
+
+    Inputs should be normalised (``minicnn.data.fit_normalizer`` / ``normalize``): integer
+    or far-from-normalised training (else validation) images give one
+    :class:`minicnn.data.UnnormalizedInputWarning`.
 
     Per epoch the history records the mean training loss and accuracy over the epoch's
     minibatches (in train mode, as they were trained on), the validation loss and accuracy
@@ -91,9 +111,14 @@ def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
     if drop_last and len(x_train) < batch_size:
         raise ValueError(f"batch_size {batch_size} is larger than the {len(x_train)} "
                          f"training samples")
+    if progress not in PROGRESS:
+        raise ValueError(f"progress must be one of {PROGRESS}, got {progress!r}")
+    bar_on, lines_on = progress in ("bar", True), progress == "lines"
+    if not check_normalized(x_train, "fit: the training inputs (train_data[0])", stacklevel=2):
+        check_normalized(x_val, "fit: the validation inputs (val_data[0])", stacklevel=2)
     rng = np.random.default_rng(seed)
     loader = DataLoader(x_train, y_train, batch_size, shuffle=True, augment=augment,
-                        drop_last=drop_last, rng=rng)
+                        drop_last=drop_last, rng=rng, check_inputs=False)
     history, start = History(), Position()
     if resume:
         if out_dir is None:
@@ -110,7 +135,7 @@ def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
                 part = start if epoch == start.epoch else Position(epoch)
                 began = time.perf_counter() - part.seconds
                 with tqdm(total=len(loader), initial=part.step, desc=f"epoch {epoch + 1}/{epochs}",
-                          disable=not progress, dynamic_ncols=True) as bar:
+                          disable=not bar_on, dynamic_ncols=True) as bar:
                     train_loss, train_acc = trainer.train_epoch(part, bar, began)
                     val_loss, val_acc = evaluate(model, loss_fn, x_val, y_val, eval_batch_size)
                     bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}",
@@ -119,6 +144,8 @@ def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
                                   val_loss=val_loss, val_acc=val_acc, lr=optimizer.lr,
                                   seconds=time.perf_counter() - began,
                                   iterations=len(history.iteration_loss))
+                if lines_on:
+                    print(epoch_line(history.epochs[-1], epochs), flush=True)
                 folder.end_epoch(val_acc)
                 if trainer.interrupt.requested:
                     raise KeyboardInterrupt
