@@ -98,7 +98,7 @@ def test_two_identical_runs_both_stay_visible():
         assert len({(line.get_linewidth(), line.get_marker()) for line in lines}) == len(lines)
         part = crop(image, ax.bbox)
         for colour in ("C0", "C1"):
-            assert colour_pixels(part, matplotlib.colors.to_rgb(colour)) > 300, colour
+            assert colour_pixels(part, matplotlib.colors.to_rgb(colour)) > 150, colour
 
 
 def test_curve_text_fits_and_is_at_least_9pt():

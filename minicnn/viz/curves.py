@@ -43,9 +43,9 @@ def run_style(i, n):
     """Line width, marker and marker size of run ``i`` of ``n``: earlier runs are drawn
     wider with bigger markers, so a later run on top of an identical one leaves it
     visible as an outline; markers differ in shape too."""
-    wider = (n - 1 - i) * (min(1.5, 3.6 / (n - 1)) if n > 1 else 0)
+    wider = (n - 1 - i) * (min(1.2, 2.4 / (n - 1)) if n > 1 else 0)
     return dict(linewidth=1.5 + wider, marker=_MARKERS[i % len(_MARKERS)],
-                markersize=5 + 1.6 * wider)
+                markersize=4.5 + 1.5 * wider)
 
 
 def draw_histories(fig, histories, labels, smoothing=0.9, title=None):

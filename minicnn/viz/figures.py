@@ -124,10 +124,11 @@ def first_conv(model):
     return next((l for l in (layer for _, layer in leaf_layers(model)) if isinstance(l, Conv2D)), None)
 
 
-def filter_strips(weight, max_channels=4):
-    """Filters (F, C, kh, kw) -> strips (F, kh, C*kw + C - 1): each filter's input channels
-    side by side, NaN between them. More than ``max_channels`` channels are averaged
-    into one. Returns (strips, what the channels are)."""
+def filter_strips(weight, max_channels=4, scale=1):
+    """Filters (F, C, kh, kw) -> strips (F, kh*s, C*kw*s + C - 1) with s = ``scale``: each
+    filter's input channels side by side, every weight an s x s block, one NaN column
+    between channels. More than ``max_channels`` channels are averaged into one.
+    Returns (strips, what the channels are)."""
     w = np.asarray(weight, dtype=np.float64)
     c = w.shape[1]
     if c > max_channels:
@@ -135,6 +136,7 @@ def filter_strips(weight, max_channels=4):
     else:
         about = {1: "one input channel", 3: "input channels R | G | B"}.get(
             c, f"input channels {' | '.join(map(str, range(c)))}")
+    w = w.repeat(scale, axis=2).repeat(scale, axis=3)
     f, c, kh, kw = w.shape
     strips = np.full((f, kh, c * (kw + 1) - 1), np.nan)
     for k in range(c):
@@ -165,10 +167,11 @@ def filters_figure(model, path=None, fig=None):
     conv = first_conv(model)
     if conv is None:
         raise ValueError(f"filters_figure: no Conv2D layer in {type(model).__name__}")
-    strips, about = filter_strips(conv.weight.data)
+    scale = max(1, round(12 / max(conv.weight.shape[2:])))  # a filter about 12 pixels high
+    strips, about = filter_strips(conv.weight.data, scale=scale)
     fig = _figure(fig, (6, 6))
     width, height = _inches(fig)
-    gap = 2
+    gap = scale + 1
     cols = best_columns(len(strips), strips.shape[1:], (width * 0.8, height * 0.75), gap)
     vmax = float(np.nanmax(np.abs(strips))) or 1.0
     norm = Normalize(-vmax, vmax)
@@ -181,8 +184,8 @@ def filters_figure(model, path=None, fig=None):
     ax.imshow(image, interpolation="nearest")
     fig.colorbar(ScalarMappable(norm, cmap), ax=ax, shrink=0.8,
                  label="weight (one scale for all filters)")
-    ax.set_title(wrap(f"First-layer filters ({about}): {conv!r}", width * 0.8, 10),
-                 fontsize=10)
+    ax.set_title(wrap(f"First-layer filters ({about}):", width * 0.8, 10) + "\n"
+                 + wrap(repr(conv), width * 0.8, 10), fontsize=10)
     ax.axis("off")
     return _finish(fig, path)
 
