@@ -1,7 +1,7 @@
 """Benchmark minicnn on the CPU against naive loops and, when installed, PyTorch.
 
     python benchmarks/run.py            # the full run, a few minutes on 2 cores
-    python benchmarks/run.py --quick    # fewer repeats, one round: well under a minute
+    python benchmarks/run.py --quick    # fewer repeats, one round: 1 to 2.5 minutes (see --help)
 
 Prints markdown tables: the time of each operation (forward + backward) and of a
 training step (forward, loss, backward, SGD update), with the naive loops of
@@ -74,6 +74,8 @@ STEPS = {
               "global avg pool, linear"),
 }
 MEMORY_MAX = 1.5
+#: What a target cell says when PyTorch was not run (not installed, or --no-torch).
+NEEDS_TORCH = "needs torch"
 LR = 0.01
 #: A call whose threads waited for a CPU this fraction of its time or more was slowed
 #: by another process (the machine may be shared); such calls are set aside.
@@ -510,13 +512,14 @@ def report(results, naive, memory, info, args, other_load, wall):
         ratio = m / t if m and t else None
         target = []
         if spec.get("naive_min"):
-            target.append(f"≥ {spec['naive_min']}x naive: {verdict(speed, spec['naive_min'], True)}")
-            summary.append((op, "naive / minicnn", speed, f"≥ {spec['naive_min']}",
-                            verdict(speed, spec["naive_min"], True)))
+            v = verdict(speed, spec["naive_min"], True) or \
+                ("needs the naive loops (no --no-naive)" if not naive else "not measured")
+            target.append(f"≥ {spec['naive_min']}x naive: {v}")
+            summary.append((op, "naive / minicnn", speed, f"≥ {spec['naive_min']}", v))
         if spec.get("torch_max"):
-            target.append(f"≤ {spec['torch_max']}x torch: {verdict(ratio, spec['torch_max'])}")
-            summary.append((op, "minicnn / PyTorch", ratio, f"≤ {spec['torch_max']}",
-                            verdict(ratio, spec["torch_max"])))
+            v = verdict(ratio, spec["torch_max"]) or (NEEDS_TORCH if not th_t else "not measured")
+            target.append(f"≤ {spec['torch_max']}x torch: {v}")
+            summary.append((op, "minicnn / PyTorch", ratio, f"≤ {spec['torch_max']}", v))
         lines.append(f"| {op} | {shape} | {fmt_time(nv)}{mark(naive)} | {fmt_time(m)}{mark(np_t)} | "
                      f"{fmt_time(t)}{mark(th_t)} | "
                      f"{f'{speed:,.0f}x' if speed else '—'} | "
@@ -549,7 +552,8 @@ def report(results, naive, memory, info, args, other_load, wall):
             m = memory["numpy"][name]["peak_bytes"]
             t = memory.get("torch", {}).get(name, {}).get("peak_bytes")
             ratio = m / t if t else None
-            v = verdict(ratio, MEMORY_MAX) if name != "vgg_small" else ""
+            v = "" if name == "vgg_small" else verdict(ratio, MEMORY_MAX) or (
+                NEEDS_TORCH if not memory.get("torch") else "not measured")
             lines.append(f"| {name} | {m / 2**20:.0f} MiB | "
                          f"{f'{t / 2**20:.0f} MiB' if t else '—'} | "
                          f"{f'{ratio:.2f}' if ratio else '—'} | "
@@ -574,7 +578,10 @@ def report(results, naive, memory, info, args, other_load, wall):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true",
-                   help="3 repeats, 1 round, short epochs: well under a minute")
+                   help="3 repeats, 1 round, short epochs: about 1 minute on an idle 2-core "
+                        "machine (59 s, issue #13), up to 2.5 minutes on a busy one (115 s and "
+                        "151 s with PyTorch, 77 s with --no-torch, while other processes took "
+                        "59-68%% of the CPU); the numpy round is about half of it")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=None, help="timed calls per round (default 7; quick 3)")
     p.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 3; quick 1)")

@@ -262,7 +262,7 @@ def test_layers_hand_out_batch_last_layout_and_take_any():
 # -- the benchmark runs ------------------------------------------------------------------
 def test_benchmark_quick_smoke(tmp_path):
     """``benchmarks/run.py --quick`` on a tiny batch, without PyTorch: it runs and prints
-    the table (no timing is checked)."""
+    the table (no timing is checked); the PyTorch targets read "needs torch"."""
     out = tmp_path / "report.md"
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     res = subprocess.run(
@@ -273,3 +273,6 @@ def test_benchmark_quick_smoke(tmp_path):
     assert res.returncode == 0, res.stderr
     text = out.read_text()
     assert "| MaxPool2D 2x2/2 fwd+bwd |" in text and "train step" in text
+    # without PyTorch, the target cells say what they need instead of ending in nothing
+    assert "≤ 1.0x torch: needs torch" in text and "torch: |" not in text
+    assert "(target ≤ 1.3): needs torch" in text

@@ -3,11 +3,14 @@ import csv
 import json
 import math
 import os
+import re
 import signal
+import warnings
 
 import numpy as np
 import pytest
 
+from minicnn.data import DataLoader, UnnormalizedInputWarning, fit_normalizer, normalize
 from minicnn.training.history import COLUMNS, History
 from minicnn.layers import BatchNorm2D, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU
 from minicnn.losses import SoftmaxCrossEntropy
@@ -235,3 +238,79 @@ def test_history_round_trip(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(ValueError, match="not a minicnn training history"):
         History.load(tmp_path / "bad.json")
+
+
+def fit_quietly(model, train_data, val_data, **kwargs):
+    return fit(model, SoftmaxCrossEntropy(), Adam(model.parameters(), lr=1e-3), train_data,
+               val_data, 1, BATCH, progress=False, **kwargs)
+
+
+def test_fit_warns_once_about_raw_uint8_images(data):
+    """Raw pixels train badly without a word unless fit says so: one warning, naming
+    the fix, pointing at the caller's line."""
+    (x, y), (xv, yv) = data
+    raw = np.clip(x * 60 + 128, 0, 255).astype(np.uint8)
+    raw_val = np.clip(xv * 60 + 128, 0, 255).astype(np.uint8)
+    with pytest.warns(UnnormalizedInputWarning) as caught:
+        fit_quietly(tiny_net(0), (raw, y), (raw_val, yv))
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    for part in ("training inputs", "uint8", "fit_normalizer", "normalize", "minicnn.data"):
+        assert part in message, part
+    assert caught[0].filename == __file__  # stacklevel: the line that called fit
+
+
+@pytest.mark.parametrize("scale, shift", [(100.0, 0.0), (1.0, 50.0)])
+def test_fit_warns_about_floats_far_from_normalised(data, scale, shift):
+    (x, y), val = data
+    with pytest.warns(UnnormalizedInputWarning, match="float32 values with mean"):
+        fit_quietly(tiny_net(0), (x * scale + shift, y), val)
+
+
+def test_fit_names_unnormalised_validation_inputs(data):
+    (x, y), (xv, yv) = data
+    with pytest.warns(UnnormalizedInputWarning, match="validation inputs") as caught:
+        fit_quietly(tiny_net(0), (x, y), ((xv * 60 + 128).astype(np.uint8), yv))
+    assert len(caught) == 1
+
+
+def test_no_warning_for_normalised_inputs(data):
+    (x, y), (xv, yv) = data
+    raw = np.clip(x * 60 + 128, 0, 255).astype(np.uint8)
+    mean, std = fit_normalizer(raw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit_quietly(tiny_net(0), (normalize(raw, mean, std), y), (xv, yv))
+        DataLoader(normalize(raw, mean, std), y, BATCH)
+
+
+def test_data_loader_warns_once_when_made():
+    x = np.random.default_rng(0).integers(0, 256, (40, 3, 4, 4), dtype=np.uint8)
+    with pytest.warns(UnnormalizedInputWarning, match="DataLoader.*normalize") as caught:
+        loader = DataLoader(x, np.zeros(40), 8)
+        for _ in range(3):
+            list(loader)  # epochs do not repeat it
+    assert len(caught) == 1 and caught[0].filename == __file__
+
+
+def test_progress_lines_prints_one_line_per_epoch(data, capsys):
+    model = tiny_net(0)
+    hist = fit(model, SoftmaxCrossEntropy(), Adam(model.parameters(), lr=1e-2), *data, 2, BATCH,
+               progress="lines")
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert len(lines) == 2 and captured.err == ""  # no bar
+    for k, (line, record) in enumerate(zip(lines, hist.epochs), start=1):
+        match = re.fullmatch(r"epoch (\d+)/2: loss ([\d.]+), accuracy ([\d.]+), validation "
+                             r"accuracy ([\d.]+), ([\d.]+) s", line)
+        assert match, line
+        assert int(match[1]) == k
+        assert float(match[2]) == pytest.approx(record["train_loss"], abs=1e-4)
+        assert float(match[3]) == pytest.approx(record["train_acc"], abs=1e-4)
+        assert float(match[4]) == pytest.approx(record["val_acc"], abs=1e-4)
+    fit(tiny_net(0), SoftmaxCrossEntropy(), Adam(tiny_net(0).parameters()), *data, 1, BATCH,
+        progress=False)
+    assert capsys.readouterr().out == ""
+    with pytest.raises(ValueError, match="progress must be one of"):
+        fit(model, SoftmaxCrossEntropy(), Adam(model.parameters()), *data, 1, BATCH,
+            progress="verbose")

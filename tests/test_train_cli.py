@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -69,6 +70,36 @@ def test_resume_continues_like_an_uninterrupted_run(run, tmp_path):
     assert a["val_acc"] == b["val_acc"]
     ca, cb = load_npz(out / "checkpoint.npz"), load_npz(part / "checkpoint.npz")
     assert all(np.array_equal(ca[k], cb[k]) for k in ca if k.startswith(("model.", "optimizer.")))
+
+
+def test_no_progress_prints_one_line_per_epoch(run):
+    """--no-progress: no bars on stderr, one line per epoch with loss, accuracy, validation
+    accuracy and seconds, matching history.json."""
+    out, result = run
+    lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    history = History.load(out / "history.json")
+    assert len(lines) == 2
+    for line, record in zip(lines, history.epochs):
+        match = re.fullmatch(r"epoch (\d)/2: loss ([\d.]+), accuracy ([\d.]+), validation "
+                             r"accuracy ([\d.]+), ([\d.]+) s", line)
+        assert match, line
+        assert int(match[1]) == record["epoch"]
+        assert float(match[4]) == pytest.approx(record["val_acc"], abs=1e-4)
+        assert float(match[5]) == pytest.approx(record["seconds"], abs=0.06)
+    assert "it/s" not in result.stderr and "%|" not in result.stderr
+
+
+@pytest.mark.parametrize("extra", [[], ["--epochs", "2"], ["--epochs", "1"]])
+def test_resume_of_a_finished_run_says_so_and_trains_nothing(run, extra):
+    out, _ = run
+    files = {name: (out / name).read_bytes() for name in
+             ("config.json", "history.json", "checkpoint.npz", "best.npz")}
+    result = train_py("--resume", out, *extra, "--no-progress")
+    assert "nothing to train" in result.stdout
+    assert f"--resume {out} --epochs 7" in result.stdout  # how to extend it
+    assert not re.search(r"^epoch \d+/", result.stdout, flags=re.M)  # no training
+    assert not re.search(r"test accuracy \d", result.stdout)  # nor evaluation
+    assert all((out / name).read_bytes() == data for name, data in files.items())
 
 
 def test_evaluate_prints_test_accuracy(run):

@@ -3,7 +3,20 @@
 Images are ``(N, C, H, W)`` arrays throughout. Every random choice comes from a
 ``numpy.random.Generator`` (or a seed that makes one), so a run is reproducible.
 """
+import warnings
+
 import numpy as np
+
+#: Inputs whose overall |mean| or standard deviation exceed these look un-normalised.
+MAX_ABS_MEAN, MAX_STD = 5.0, 20.0
+_CHECK_SAMPLES = 512  # images looked at by check_normalized (evenly spaced), to stay cheap
+
+
+class UnnormalizedInputWarning(UserWarning):
+    """Training inputs are integers (e.g. raw uint8 pixels) or far from mean 0, std 1.
+
+    Silence it with ``warnings.simplefilter("ignore", UnnormalizedInputWarning)``.
+    """
 
 
 def _images(x, name="x"):
@@ -49,6 +62,33 @@ def normalize(x, mean, std, dtype=np.float32):
     out -= mean[:, None, None]
     out /= np.where(std > 0, std, 1)[:, None, None]
     return out
+
+
+def check_normalized(x, what="x", stacklevel=2):
+    """Warn (:class:`UnnormalizedInputWarning`) if ``x`` is integer-typed or far from
+    normalised: overall ``|mean| > MAX_ABS_MEAN`` or ``std > MAX_STD``.
+
+    Looks at up to 512 evenly spaced samples, so it costs little on a large set. Returns
+    True if it warned. ``what`` names the array in the message, e.g. "DataLoader: x".
+    """
+    x = np.asarray(x)
+    if x.size == 0 or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        return False
+    sample = x[::max(1, -(-len(x) // _CHECK_SAMPLES))] if x.ndim else x
+    integer = not np.issubdtype(x.dtype, np.inexact)
+    mean = float(np.mean(sample, dtype=np.float64))
+    std = float(np.std(sample, dtype=np.float64))
+    if not (integer or abs(mean) > MAX_ABS_MEAN or std > MAX_STD):
+        return False
+    kind = f"{x.dtype} integers" if integer else f"{x.dtype} values"
+    warnings.warn(
+        f"{what} are {kind} with mean {mean:.3g} and std {std:.3g}, not normalised: training "
+        f"will be slow or stall (normalised inputs have mean near 0, std near 1). Normalise with "
+        f"the training set's per-channel statistics first: "
+        f"mean, std = fit_normalizer(x_train); x_train = normalize(x_train, mean, std), and "
+        f"the same mean, std for the validation and test images (both in minicnn.data).",
+        UnnormalizedInputWarning, stacklevel=stacklevel + 1)
+    return True
 
 
 def train_val_split(x, y, val_fraction=0.1, num_val=None, seed=0):
@@ -110,9 +150,12 @@ class DataLoader:
     per epoch (the last batch is smaller unless ``drop_last``). ``augment`` is ``False``,
     ``True`` (:func:`augment_crop_flip`) or a function ``(x_batch, rng) -> x_batch``.
     ``rng`` is a ``numpy.random.Generator`` or a seed; the same seed gives the same batches.
+    An integer or far-from-normalised ``x`` gives one :class:`UnnormalizedInputWarning`
+    when the loader is made (``check_inputs=False`` skips the check).
     """
 
-    def __init__(self, x, y, batch_size, shuffle=True, augment=False, drop_last=False, rng=None):
+    def __init__(self, x, y, batch_size, shuffle=True, augment=False, drop_last=False, rng=None,
+                 check_inputs=True):
         _same_length(x, y)
         if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -121,6 +164,8 @@ class DataLoader:
         self.shuffle, self.drop_last = shuffle, drop_last
         self.augment = augment_crop_flip if augment is True else augment
         self.rng = np.random.default_rng(rng)
+        if check_inputs:
+            check_normalized(x, "DataLoader: the inputs x", stacklevel=2)
 
     def __len__(self):
         """Batches per epoch."""

@@ -23,7 +23,9 @@ from ..data.cifar10 import FOLDER, default_root
 from ..losses import SoftmaxCrossEntropy
 from ..models import MODELS, NEEDS_IMAGE_SIZE
 from ..serialization import error_message
-from .checkpoint import CHECKPOINT, check_resume_config, load_weights, read_checkpoint_meta
+from .checkpoint import (BEST, CHECKPOINT, check_resume_config, load_weights,
+                         read_checkpoint_meta)
+from .history import History
 from .loop import Interrupted, evaluate, fit
 from .runs import (CONFIG_SCHEMA, DATASETS, OPTIMIZERS, augmentation, build_data,
                    build_model_for, build_optimizer, build_schedule, check_config, check_sizes,
@@ -73,7 +75,9 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0,
                    help="seeds the initial weights and the data order (default: %(default)s)")
     p.add_argument("--out", default=None, help="run folder (default: runs/<timestamp>)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars: print one line per epoch instead (epoch, loss, "
+                        "accuracy, validation accuracy, seconds)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     mode.add_argument("--evaluate", metavar="CHECKPOINT",
@@ -260,8 +264,35 @@ def resumed_config(args):
     return run_dir, config
 
 
+def finished(run_dir, epochs, asked):
+    """True (after saying so) if the run in ``run_dir`` has nothing left to train up to
+    ``epochs``; ``asked`` is the --epochs given, or None."""
+    path = os.path.join(run_dir, CHECKPOINT)
+    if not os.path.exists(path):
+        return False  # fit says that there is nothing to resume from
+    meta = read_checkpoint_meta(path)
+    done = meta["position"]
+    if done["epoch"] < epochs or done["step"] > 0:
+        return False
+    history = History.from_dict(meta["history"])
+    if asked is None:
+        why = f"{run_dir} has finished its {done['epoch']} epochs"
+    else:
+        why = (f"{run_dir} has trained {done['epoch']} epochs already, "
+               f"{'as many as' if done['epoch'] == asked else 'more than'} --epochs {asked} "
+               f"asks for")
+    print(f"{why}: nothing to train (best validation accuracy {history.best_val_acc:.4f}).\n"
+          f"To train it longer, give the new total number of epochs: python train.py "
+          f"--resume {run_dir} --epochs {done['epoch'] + 5}\n"
+          f"Its test accuracy: python train.py --evaluate {os.path.join(run_dir, BEST)}")
+    return True
+
+
 def run_training(args):
     if args.resume:
+        if finished(args.resume, load_config(args.resume)["epochs"] if args.epochs is None
+                    else args.epochs, args.epochs):
+            return
         run_dir, config = resumed_config(args)
         label, where = str, f"{os.path.join(run_dir, 'config.json')}: "
     else:
@@ -285,8 +316,8 @@ def run_training(args):
         fit(model, SoftmaxCrossEntropy(), optimizer, (data.x_train, data.y_train),
             (data.x_val, data.y_val), config["epochs"], config["batch_size"],
             schedule=schedule, augment=augmentation(config), seed=seeds(config)[1],
-            out_dir=run_dir, resume=bool(args.resume), progress=not args.no_progress,
-            config=config)
+            out_dir=run_dir, resume=bool(args.resume),
+            progress="lines" if args.no_progress else "bar", config=config)
     except Interrupted as e:
         hint = (f"continue with python train.py --resume {run_dir}" if e.resumable else
                 f"start again with {_fresh_command(run_dir)}")

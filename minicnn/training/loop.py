@@ -35,7 +35,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..data import DataLoader
+from ..data import DataLoader, check_normalized
 from ..grad_mode import no_grad
 from ..serialization import NonFiniteError, non_finite_entries, remove_stale_temps
 from .checkpoint import (BEST, CHECKPOINT, Position, load_checkpoint, read_checkpoint_meta,
@@ -45,6 +45,19 @@ from .history import History
 #: The files of a run folder (their stale temp files are removed when ``fit`` starts).
 RUN_FILES = ("config.json", "history.json", "history.csv", CHECKPOINT, BEST, "loss.png",
              "report.png")
+
+#: The values ``fit(progress=...)`` takes.
+PROGRESS = ("bar", "lines", True, False)
+
+
+def epoch_line(record, epochs):
+    """One line about a finished epoch, as ``fit(progress="lines")`` prints it::
+
+        epoch 2/5: loss 1.234, accuracy 0.567, validation accuracy 0.612, 12.3 s
+    """
+    return (f"epoch {record['epoch']}/{epochs}: loss {record['train_loss']:.4f}, "
+            f"accuracy {record['train_acc']:.4f}, validation accuracy {record['val_acc']:.4f}, "
+            f"{record['seconds']:.1f} s")
 
 
 class NonFiniteLossError(NonFiniteError):
@@ -91,7 +104,7 @@ def evaluate(model, loss_fn, x, y, batch_size=500):
 
 def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
         schedule=None, augment=False, seed=0, out_dir=None, resume=False, drop_last=True,
-        eval_batch_size=500, progress=True, config=None):
+        eval_batch_size=500, progress="bar", config=None):
     """Train ``model`` with minibatches for ``epochs`` epochs and return a :class:`History`.
 
     Inputs:
@@ -111,6 +124,12 @@ def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
     - drop_last: skip each epoch's last, smaller minibatch (the order is reshuffled every
       epoch, so no sample is left out for good); a batch of a few samples gives noisy
       batch-norm statistics and a spike in the loss curve
+    - progress: "bar" (or True) a tqdm progress bar per epoch; "lines" one printed line
+      per epoch (epoch, loss, accuracy, validation accuracy, seconds); False nothing
+
+    Inputs should be normalised (``minicnn.data.fit_normalizer`` / ``normalize``): integer
+    or far-from-normalised training (else validation) images give one
+    :class:`minicnn.data.UnnormalizedInputWarning`.
 
     Per epoch the history records the mean training loss and accuracy over the epoch's
     minibatches (in train mode, as they were trained on), the validation loss and accuracy
@@ -136,9 +155,14 @@ def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
     if drop_last and len(x_train) < batch_size:
         raise ValueError(f"batch_size {batch_size} is larger than the {len(x_train)} "
                          f"training samples")
+    if progress not in PROGRESS:
+        raise ValueError(f"progress must be one of {PROGRESS}, got {progress!r}")
+    bar_on, lines_on = progress in ("bar", True), progress == "lines"
+    if not check_normalized(x_train, "fit: the training inputs (train_data[0])", stacklevel=2):
+        check_normalized(x_val, "fit: the validation inputs (val_data[0])", stacklevel=2)
     rng = np.random.default_rng(seed)
     loader = DataLoader(x_train, y_train, batch_size, shuffle=True, augment=augment,
-                        drop_last=drop_last, rng=rng)
+                        drop_last=drop_last, rng=rng, check_inputs=False)
     history, start = History(), Position()
     if out_dir is not None:
         remove_stale_temps(out_dir, RUN_FILES)
@@ -163,7 +187,7 @@ def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
                 part = start if epoch == start.epoch else Position(epoch)
                 began = time.perf_counter() - part.seconds
                 with tqdm(total=len(loader), initial=part.step, desc=f"epoch {epoch + 1}/{epochs}",
-                          disable=not progress, dynamic_ncols=True) as bar:
+                          disable=not bar_on, dynamic_ncols=True) as bar:
                     train_loss, train_acc = trainer.train_epoch(part, bar, began)
                     val_loss, val_acc = evaluate(model, loss_fn, x_val, y_val, eval_batch_size)
                     if not math.isfinite(val_loss):
@@ -178,6 +202,8 @@ def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
                                   val_loss=val_loss, val_acc=val_acc, lr=optimizer.lr,
                                   seconds=time.perf_counter() - began,
                                   iterations=len(history.iteration_loss))
+                if lines_on:
+                    print(epoch_line(history.epochs[-1], epochs), flush=True)
                 folder.end_epoch(val_acc)
                 if trainer.interrupt.requested:
                     raise folder.interrupted()

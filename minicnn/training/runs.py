@@ -1,7 +1,9 @@
 """Rebuild a run from its folder: the model, its data and its training pieces.
 
-A run folder (written by ``train.py``) holds ``config.json``, ``history.json``,
-``history.csv``, ``loss.png``, ``checkpoint.npz`` and ``best.npz``. For example::
+A run folder written by ``train.py`` holds ``config.json``, ``history.json``,
+``history.csv``, ``loss.png``, ``report.png``, ``checkpoint.npz`` and ``best.npz``; one
+written by ``fit(..., out_dir=...)`` holds all but config.json and the pictures, so
+``load_run`` needs the network for it (``load_run(folder, model=net)``). For example::
 
     from minicnn.training.runs import build_data, load_run
     model, config, history = load_run("runs/20240101-120000")   # best.npz, eval mode
@@ -18,6 +20,7 @@ channels and image size. :func:`load_config` refuses a file that breaks the sche
 line naming the field; :func:`check_sizes` checks the data sizes against the data set and
 the memory available.
 """
+import copy
 import json
 import os
 from typing import List, NamedTuple
@@ -306,14 +309,40 @@ def load_config(run_dir):
     return config
 
 
-def load_run(run_dir, weights=BEST):
+def missing_config_message(run_dir):
+    """Why a run folder without config.json cannot be rebuilt, and what to do instead."""
+    here = sorted(f for f in ("history.json", BEST, CHECKPOINT)
+                  if os.path.exists(os.path.join(run_dir, f)))
+    if not here:
+        return (f"{run_dir!r} holds none of config.json, history.json, {BEST}, {CHECKPOINT}: "
+                f"is it a run folder (written by train.py or fit(out_dir=...))?")
+    return (f"{run_dir!r} has {', '.join(here)} but no config.json, so the network's "
+            f"architecture and its data are unknown: a folder written by fit(out_dir=...) has "
+            f"no config.json (train.py / minicnn-train write one).")
+
+
+def load_run(run_dir, weights=BEST, model=None):
     """``(model, config, history)`` of a run folder: the model with ``weights`` (``best.npz``,
-    or ``checkpoint.npz`` if there is no best yet) loaded, in eval mode."""
-    config = load_config(run_dir)
+    or ``checkpoint.npz`` if there is no best yet) loaded, in eval mode.
+
+    A folder written by ``train.py`` is rebuilt from its ``config.json``. A folder written
+    by ``fit(out_dir=...)`` has no config.json: pass ``model``, a network of the same
+    architecture; a copy of it receives the weights (``model`` itself is left as it is)
+    and ``config`` is None.
+    """
+    has_config = os.path.exists(os.path.join(run_dir, "config.json"))
+    if model is None and not has_config:
+        raise ValueError(f"{missing_config_message(run_dir)} Pass the network to load the "
+                         f"weights into: load_run({run_dir!r}, model=my_network).")
+    config = load_config(run_dir) if has_config else None
     path = os.path.join(run_dir, weights)
     if not os.path.exists(path):
         path = os.path.join(run_dir, CHECKPOINT)
-    model = load_weights(build_model_for(config), path).eval()
+    if not os.path.exists(path):
+        raise ValueError(f"{run_dir!r} has neither {weights} nor {CHECKPOINT}: no trained "
+                         f"weights to load")
+    model = copy.deepcopy(model) if model is not None else build_model_for(config)
+    model = load_weights(model, path).eval()
     history_path = os.path.join(run_dir, "history.json")
     history = History.load(history_path) if os.path.exists(history_path) else History()
     return model, config, history

@@ -1,20 +1,30 @@
-"""Pictures: loss curves, a one-page run report, and figures of a network's insides."""
-from .curves import ema, plot_histories, plot_runs
-from .figures import (DPI, confusion_figure, confusion_matrix, feature_maps_figure, filters_figure, first_conv,
-                      layer_output, pool_routing, pool_routing_figure, predictions_figure,
-                      to_display)
-from .png import save_png
+"""Pictures: loss curves, a one-page run report, and figures of a network's insides.
 
-__all__ = ["DPI", "confusion_figure", "confusion_matrix", "ema", "feature_maps_figure", "filters_figure",
-           "first_conv", "layer_output", "plot_histories", "plot_runs", "pool_routing",
-           "pool_routing_figure", "predictions_figure", "save_png", "to_display",
-           "write_report"]
+The names below load on first use, so ``python -m minicnn.viz.report`` and
+``python -m minicnn.viz.curves`` run their module once, without a warning from runpy.
+"""
+import importlib
+
+_LAZY = {
+    ".curves": ["draw_histories", "ema", "plot_histories", "plot_runs"],
+    ".figures": ["DPI", "MIN_FONT", "confusion_figure", "confusion_matrix",
+                 "feature_maps_figure", "filters_figure", "first_conv", "layer_output",
+                 "pool_routing", "pool_routing_figure", "predictions_figure",
+                 "strongest_maps_figure", "to_display"],
+    ".png": ["save_png"],
+    ".report": ["run_report", "write_report"],
+}
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
+__all__ = sorted(_WHERE)
 
 
 def __getattr__(name):
-    # write_report loads on first use, so that ``python -m minicnn.viz.report`` does not
-    # find its own module imported already (runpy warns about that)
-    if name == "write_report":
-        from .report import write_report
-        return write_report
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name], __name__), name)
+    if "." + name in _LAZY:  # the submodules: minicnn.viz.figures, ...
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module 'minicnn.viz' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

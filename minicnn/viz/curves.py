@@ -3,8 +3,10 @@
     minicnn-plot runs/a runs/b -o curves.png     # or: python -m minicnn.viz.curves ...
 
 Left: the loss of every iteration, raw (faint) and smoothed with an exponential moving
-average, with dotted lines at epoch boundaries. Right: train (dashed) and validation
-(solid) accuracy per epoch. Runs are overlaid, labelled by their folder name.
+average, with dotted lines at epoch boundaries (named in the legend). Right: train
+(dashed) and validation (solid) accuracy per epoch. Runs are overlaid, labelled by their
+folder name; each run has its own colour, marker and line width (earlier runs wider), so
+two identical runs still show both lines.
 Figures are built with ``matplotlib.figure.Figure`` (the Agg renderer), never pyplot, so
 this works headless and keeps no global state.
 """
@@ -14,6 +16,7 @@ import sys
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..serialization import error_message
 from ..training.history import History
@@ -31,6 +34,70 @@ def ema(values, beta=0.9):
     return out
 
 
+#: The smallest font on the curves, in points at the saved size (figure dpi = PNG dpi).
+MIN_FONT = 9
+_MARKERS = "osD^vPX*"
+_BOUNDARY = dict(color="0.35", linestyle=":", linewidth=1.0)
+
+
+def run_style(i, n):
+    """Line width, marker and marker size of run ``i`` of ``n``: earlier runs are drawn
+    wider with bigger markers, so a later run on top of an identical one leaves it
+    visible as an outline; markers differ in shape too."""
+    wider = (n - 1 - i) * (min(1.2, 2.4 / (n - 1)) if n > 1 else 0)
+    return dict(linewidth=1.5 + wider, marker=_MARKERS[i % len(_MARKERS)],
+                markersize=4.5 + 1.5 * wider)
+
+
+def draw_histories(fig, histories, labels, smoothing=0.9, title=None):
+    """Draw the loss (left) and accuracy (right) of ``histories`` into ``fig`` (a Figure or
+    SubFigure); returns the two Axes. :func:`plot_histories` and the run report both draw
+    with it, so epoch boundaries and run styles look the same everywhere.
+
+    Epoch boundaries are dotted vertical lines, explained in the loss legend: grey when
+    every run has the same boundaries, else in each run's colour.
+    """
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    n = len(histories)
+    bounds = [tuple(h["iterations"][:-1]) for h in histories]
+    shared = all(b == bounds[0] for b in bounds)
+    for i, (h, label) in enumerate(zip(histories, labels)):
+        colour, style = f"C{i}", run_style(i, n)
+        steps = np.arange(1, len(h.iteration_loss) + 1)
+        if len(steps):
+            ax_loss.plot(steps, h.iteration_loss, color=colour, alpha=0.25, linewidth=0.8)
+            smooth = ema(h.iteration_loss, smoothing) if smoothing else h.iteration_loss
+            every = max(1, len(steps) // 8)
+            ax_loss.plot(steps, smooth, color=colour, label=label,
+                         markevery=(i * every // n, every), **style)
+        if not shared or i == 0:
+            line = _BOUNDARY if shared else dict(_BOUNDARY, color=colour)
+            for boundary in bounds[i]:
+                ax_loss.axvline(boundary + 0.5, **line)
+        ax_acc.plot(h["epoch"], h["train_acc"], color=colour, linestyle="--",
+                    label=f"{label} train", **style)
+        ax_acc.plot(h["epoch"], h["val_acc"], color=colour, label=f"{label} validation",
+                    **style)
+    if any(bounds):
+        ax_loss.plot([], [], **_BOUNDARY,
+                     label="epoch boundary" if shared else "epoch boundary (run's colour)")
+    ax_loss.set_title("Training loss per iteration (faint: raw, bold: smoothed)",
+                      fontsize=11)
+    ax_loss.set(xlabel="iteration", ylabel="loss")
+    ax_acc.set_title("Accuracy per epoch (dashed: train, solid: validation)", fontsize=11)
+    ax_acc.set(xlabel="epoch", ylabel="accuracy")
+    ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    last = max((max(h["epoch"]) for h in histories if len(h)), default=1)
+    ax_acc.set_xlim(0.7, last + 0.3)
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        if ax.has_data():
+            ax.legend(fontsize=MIN_FONT)
+    return ax_loss, ax_acc
+
+
 def plot_histories(histories, labels=None, path=None, smoothing=0.9, figsize=(11, 4), dpi=100,
                    title=None):
     """Draw histories side by side; returns the Figure and, given ``path``, writes a PNG of
@@ -45,30 +112,7 @@ def plot_histories(histories, labels=None, path=None, smoothing=0.9, figsize=(11
         histories = [histories]
     labels = labels or [f"run {i + 1}" for i in range(len(histories))]
     fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
-    ax_loss, ax_acc = fig.subplots(1, 2)
-    if title:
-        fig.suptitle(title)
-    for i, (h, label) in enumerate(zip(histories, labels)):
-        colour = f"C{i}"
-        steps = np.arange(1, len(h.iteration_loss) + 1)
-        if len(steps):
-            ax_loss.plot(steps, h.iteration_loss, color=colour, alpha=0.25, linewidth=0.8)
-            smooth = ema(h.iteration_loss, smoothing) if smoothing else h.iteration_loss
-            ax_loss.plot(steps, smooth, color=colour, linewidth=1.6, label=label)
-        for boundary in h["iterations"][:-1]:
-            ax_loss.axvline(boundary + 0.5, color=colour, linestyle=":", linewidth=0.8, alpha=0.6)
-        ax_acc.plot(h["epoch"], h["train_acc"], color=colour, linestyle="--", marker=".",
-                    label=f"{label} train")
-        ax_acc.plot(h["epoch"], h["val_acc"], color=colour, marker="o", label=f"{label} val")
-    ax_loss.set(title="Training loss per iteration (faint: raw, bold: smoothed)",
-                xlabel="iteration", ylabel="loss")
-    ax_acc.set(title="Accuracy per epoch (dashed: train, solid: validation)",
-               xlabel="epoch", ylabel="accuracy")
-    ax_acc.xaxis.get_major_locator().set_params(integer=True)
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        if ax.has_data():
-            ax.legend(fontsize="small")
+    draw_histories(fig, histories, labels, smoothing, title)
     if path is not None:
         save_png(fig, path, dpi)
     return fig

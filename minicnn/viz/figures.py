@@ -1,5 +1,9 @@
-"""Pictures of a network: first-layer filters, feature maps, max-pool routing,
-confusion matrix and sample predictions.
+"""Pictures of a network: first-layer filters, feature maps (and the strongest ones for
+an image), max-pool routing, confusion matrix and sample predictions.
+
+Conventions: no text under ``MIN_FONT`` (9) points at the saved size; whole-number data
+with few levels (counts, winners per window) gets a discrete colour bar, one colour and
+one tick per value; filters share one colour scale symmetric about zero.
 
 Every ``*_figure`` function returns a matplotlib ``Figure`` and, given ``path=``, also
 writes it as a PNG atomically. Figures are made with ``matplotlib.figure.Figure``
@@ -11,17 +15,29 @@ as :mod:`minicnn.viz.report` does.
 """
 import fractions
 
+import matplotlib
 import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import BoundaryNorm, Normalize
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Rectangle
+from matplotlib.textpath import TextToPath
+from matplotlib.ticker import MaxNLocator
 
 from .. import functional as F
-from ..layers import Conv2D, MaxPool2D
+from ..layers import BatchNorm2D, Conv2D, LeakyReLU, MaxPool2D, ReLU
 from ..layers.summary import run_recorded
 from ..models import Sequential
 from .png import save_png
 
 DPI = 100
+#: The smallest font on any figure, in points at the saved size (figure dpi = PNG dpi).
+MIN_FONT = 9
+#: Integer-valued data with at most this many distinct levels gets a discrete colour bar.
+MAX_LEVELS = 16
+_TEXT_PATH = TextToPath()
+FILTER_CMAP = "RdBu_r"  # diverging: blue negative, white zero, red positive
 
 
 def _finish(fig, path):
@@ -32,6 +48,45 @@ def _finish(fig, path):
 
 def _figure(fig, figsize):
     return fig if fig is not None else Figure(figsize=figsize, dpi=DPI, layout="constrained")
+
+
+def _inches(fig):
+    """Width and height of a Figure or SubFigure in inches."""
+    return fig.bbox.width / fig.dpi, fig.bbox.height / fig.dpi
+
+
+def text_width(text, fontsize=MIN_FONT):
+    """Width in inches of one line of ``text`` in matplotlib's default font."""
+    width, _, _ = _TEXT_PATH.get_text_width_height_descent(
+        text, FontProperties(size=fontsize), ismath=False)
+    return width / 72
+
+
+def wrap(text, width_in, fontsize=MIN_FONT):
+    """``text`` broken at spaces into lines at most ``width_in`` inches wide at
+    ``fontsize`` (a single word wider than that stays whole)."""
+    lines = []
+    for word in text.split(" "):
+        if lines and text_width(f"{lines[-1]} {word}", fontsize) <= width_in:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "\n".join(lines)
+
+
+def integer_scale(values, cmap):
+    """``(cmap, norm, ticks)`` giving each integer in ``values`` its own colour and a
+    colour bar tick, when ``values`` are whole numbers with at most MAX_LEVELS levels;
+    else None (use a continuous scale)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
+        return None
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo + 1 > MAX_LEVELS:
+        return None
+    ticks = np.arange(lo, hi + 1)
+    cmap = matplotlib.colormaps[cmap].resampled(len(ticks))
+    return cmap, BoundaryNorm(np.arange(lo - 0.5, hi + 1), cmap.N), ticks
 
 
 def to_display(image):
@@ -70,27 +125,68 @@ def first_conv(model):
     return next((m for m in model.modules() if isinstance(m, Conv2D)), None)
 
 
-def filters_figure(model, path=None, fig=None):
-    """The first Conv2D's filters as a grid of small images, each stretched to its own range.
+def filter_strips(weight, max_channels=4, scale=1):
+    """Filters (F, C, kh, kw) -> strips (F, kh*s, C*kw*s + C - 1) with s = ``scale``: each
+    filter's input channels side by side, every weight an s x s block, one NaN column
+    between channels. More than ``max_channels`` channels are averaged into one.
+    Returns (strips, what the channels are)."""
+    w = np.asarray(weight, dtype=np.float64)
+    c = w.shape[1]
+    if c > max_channels:
+        w, about = w.mean(axis=1, keepdims=True), f"mean over its {c} input channels"
+    else:
+        about = {1: "one input channel", 3: "input channels R | G | B"}.get(
+            c, f"input channels {' | '.join(map(str, range(c)))}")
+    w = w.repeat(scale, axis=2).repeat(scale, axis=3)
+    f, c, kh, kw = w.shape
+    strips = np.full((f, kh, c * (kw + 1) - 1), np.nan)
+    for k in range(c):
+        strips[:, :, k * (kw + 1):k * (kw + 1) + kw] = w[:, k]
+    return strips, about
 
-    Filters over 3 input channels are shown in colour (R, G, B = input channels 0, 1, 2);
-    others as the mean over input channels, in grey.
+
+def best_columns(n, tile_shape, box, gap=1):
+    """How many columns of ``n`` tiles (h, w) make each pixel largest in ``box``
+    (width, height in inches), tiles ``gap`` pixels apart."""
+    h, w = tile_shape
+
+    def pixel(cols):
+        rows = -(-n // cols)
+        return min(box[0] / (cols * (w + gap) - gap), box[1] / (rows * (h + gap) - gap))
+    return max(range(1, n + 1), key=pixel)
+
+
+def filters_figure(model, path=None, fig=None):
+    """The first Conv2D's filters, upscaled, on one shared, symmetric colour scale.
+
+    Each filter is a strip of its input-channel weights side by side (R | G | B for
+    images, split by grey lines; filters are set apart by white space); red is positive,
+    blue negative, white zero, on one scale from -max|w| to +max|w| for all filters, so
+    the colour bar reads off any weight and filters compare with each other. More than
+    4 input channels are averaged into one.
     """
     conv = first_conv(model)
     if conv is None:
         raise ValueError(f"filters_figure: no Conv2D layer in {type(model).__name__}")
-    w = conv.weight.data.astype(np.float64)  # (F, C, kh, kw)
-    if w.shape[1] != 3:
-        w = w.mean(axis=1, keepdims=True).repeat(3, axis=1)
-    lo = w.min(axis=(1, 2, 3), keepdims=True)
-    span = w.max(axis=(1, 2, 3), keepdims=True) - lo
-    tiles = ((w - lo) / np.where(span > 0, span, 1)).transpose(0, 2, 3, 1)
-    cols = int(np.ceil(np.sqrt(len(tiles))))
+    scale = max(1, round(12 / max(conv.weight.shape[2:])))  # a filter about 12 pixels high
+    strips, about = filter_strips(conv.weight.data, scale=scale)
     fig = _figure(fig, (6, 6))
+    width, height = _inches(fig)
+    gap = scale + 1
+    cols = best_columns(len(strips), strips.shape[1:], (width * 0.8, height * 0.75), gap)
+    vmax = float(np.nanmax(np.abs(strips))) or 1.0
+    norm = Normalize(-vmax, vmax)
+    cmap = matplotlib.colormaps[FILTER_CMAP]
+    rgba = cmap(norm(strips))
+    rgba[np.isnan(strips)] = (0.55, 0.55, 0.55, 1)  # grey between a filter's channels
+    image = mosaic(rgba, cols, gap)
+    image[np.isnan(image)] = 1  # white between filters
     ax = fig.add_subplot()
-    image = mosaic(tiles, cols)
-    ax.imshow(np.nan_to_num(image, nan=1.0), interpolation="nearest")
-    ax.set_title(f"First-layer filters\n{conv!r}", fontsize=8)
+    ax.imshow(image, interpolation="nearest")
+    fig.colorbar(ScalarMappable(norm, cmap), ax=ax, shrink=0.8,
+                 label="weight (one scale for all filters)")
+    ax.set_title(wrap(f"First-layer filters ({about}):", width * 0.8, 10) + "\n"
+                 + wrap(repr(conv), width * 0.8, 10), fontsize=10)
     ax.axis("off")
     return _finish(fig, path)
 
@@ -155,6 +251,64 @@ def feature_maps_figure(model, image, index, path=None, fig=None, max_maps=64):
         ax.bar(np.arange(out.size), out.ravel())
         ax.set_title(f"{name}: {out.size} outputs", fontsize=9)
         ax.set_xlabel("unit")
+    return _finish(fig, path)
+
+
+def first_block_end(model):
+    """Dotted name of the end of the model's first conv block: the first Conv2D found
+    anywhere in it and the batch-norm and activation layers right after it in the same
+    Sequential. ValueError if the model has no Conv2D."""
+    name = next((n for n, m in model.named_modules() if isinstance(m, Conv2D)), None)
+    if name is None:
+        raise ValueError(f"no Conv2D layer in {type(model).__name__}")
+    parent_name, _, local = name.rpartition(".")
+    parent = model.get_submodule(parent_name)
+    if not isinstance(parent, Sequential):
+        return name
+    end = int(local)
+    while end + 1 < len(parent) and isinstance(parent[end + 1], (BatchNorm2D, ReLU, LeakyReLU)):
+        end += 1
+    return f"{parent_name}.{end}" if parent_name else str(end)
+
+
+def strongest_maps_figure(model, image, index=None, k=8, shown=None, path=None, fig=None):
+    """The input beside the ``k`` feature maps with the largest mean |activation| that
+    layer ``index`` (default: the end of the first conv block, e.g. its ReLU) makes from
+    it, on one shared colour scale.
+
+    - image: (C, H, W), as the model takes it; ``shown``: the image to draw instead
+      (e.g. the uint8 original of a normalised input)
+    """
+    index = first_block_end(model) if index is None else index
+    label, layer = _named_layer(model, index)
+    out = layer_output(model, image, index)[0]
+    if out.ndim != 3:
+        raise ValueError(f"strongest_maps_figure: layer {index} gives {out.shape}, not maps")
+    strength = np.abs(out).mean(axis=(1, 2))
+    order = np.argsort(-strength, kind="stable")[:k]
+    maps = out[order].astype(np.float64)
+    fig = _figure(fig, (6, 6.5))
+    cols = int(np.ceil(np.sqrt(len(order) + 1)))
+    rows = -(-(len(order) + 1) // cols)
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0].imshow(to_display(image if shown is None else shown), interpolation="nearest")
+    axes[0].set_title("input", fontsize=MIN_FONT)
+    lo, hi = float(maps.min()), float(maps.max())
+    for ax, j, m in zip(axes[1:], order, maps):
+        im = ax.imshow(m, cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1,
+                       interpolation="nearest")
+        ax.set_title(f"map {j}", fontsize=MIN_FONT)
+    for ax in axes[len(order) + 1:]:
+        ax.axis("off")
+    if len(order):
+        fig.colorbar(im, ax=axes.tolist(), shrink=0.8, label="activation")
+    width, _ = _inches(fig)
+    fig.suptitle(wrap(f"The {len(order)} strongest of {len(out)} feature maps (largest mean "
+                      f"|activation|) after ({label}) {layer._describe()}", width * 0.9, 10),
+                 fontsize=10)
     return _finish(fig, path)
 
 
@@ -228,7 +382,7 @@ def _window_lines(ax, pool, shape):
 def _annotate(ax, values, text, small=100):
     if values.size <= small:
         for (r, c), v in np.ndenumerate(values):
-            ax.text(c, r, text(v), ha="center", va="center", fontsize=8, color="black",
+            ax.text(c, r, text(v), ha="center", va="center", fontsize=MIN_FONT, color="black",
                     bbox=dict(boxstyle="round,pad=0.1", fc="white", alpha=0.6, lw=0))
 
 
@@ -252,14 +406,20 @@ def pool_routing_figure(layer_or_params, x, path=None, fig=None, channel=0):
                "magma", _share_text, 0),
               (winners, "winners (tied maxima) per window", "viridis", lambda v: str(int(v)), 0)]
     for ax, (values, title, cmap, text, vmin) in zip(axes, panels):
-        im = ax.imshow(values, cmap=cmap, interpolation="nearest", vmin=vmin)
-        fig.colorbar(im, ax=ax, shrink=0.8)
+        discrete = integer_scale(values, cmap)
+        if discrete is not None:  # whole numbers: one colour and one tick per value
+            cmap, norm, ticks = discrete
+            im = ax.imshow(values, cmap=cmap, norm=norm, interpolation="nearest")
+            fig.colorbar(im, ax=ax, shrink=0.8, ticks=ticks)
+        else:
+            im = ax.imshow(values, cmap=cmap, interpolation="nearest", vmin=vmin)
+            fig.colorbar(im, ax=ax, shrink=0.8)
         _annotate(ax, values, text)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=MIN_FONT)
         ax.set_xticks([])
         ax.set_yticks([])
     if _window_lines(axes[0], pool, x.shape):
-        axes[0].set_title("input; winners marked; first windows outlined", fontsize=9)
+        axes[0].set_title("input; winners marked; first windows outlined", fontsize=MIN_FONT)
     _window_lines(axes[1], pool, x.shape)
     rows, cols = np.nonzero(received)
     small = x.size <= 100
@@ -279,33 +439,42 @@ def confusion_matrix(y_true, y_pred, num_classes):
 
 
 def confusion_figure(y_true, y_pred, class_names, path=None, fig=None):
-    """Confusion matrix with class names; colour = fraction of the true class, text = count."""
+    """Confusion matrix with class names: rows are true classes, columns predictions;
+    cells show the number of images and are coloured by it, on the colour bar's scale
+    (0 to the largest class size, so a class predicted perfectly is darkest)."""
     k = len(class_names)
     counts = confusion_matrix(y_true, y_pred, k)
-    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    top = max(int(counts.sum(axis=1).max()), 1)
     fig = _figure(fig, (7, 6))
     ax = fig.add_subplot()
-    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(im, ax=ax, shrink=0.6, label="fraction of true class")
+    im = ax.imshow(counts, cmap="Blues", vmin=0, vmax=top, aspect="auto",
+                   interpolation="nearest")
+    bar = fig.colorbar(im, ax=ax, shrink=0.8, label="images")
+    bar.locator = MaxNLocator(integer=True)
+    bar.update_ticks()
     for (r, c), n in np.ndenumerate(counts):
-        ax.text(c, r, str(n), ha="center", va="center", fontsize=7,
-                color="white" if rates[r, c] > 0.5 else "black")
-    ax.set_xticks(range(k), class_names, rotation=45, ha="right", fontsize=7)
-    ax.set_yticks(range(k), class_names, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+        ax.text(c, r, str(n), ha="center", va="center", fontsize=MIN_FONT,
+                color="white" if n > 0.55 * top else "black")
+    ax.set_xticks(range(k), class_names, rotation=40, ha="right", rotation_mode="anchor",
+                  fontsize=MIN_FONT)
+    ax.set_yticks(range(k), class_names, fontsize=MIN_FONT)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
     accuracy = np.trace(counts) / max(counts.sum(), 1)
-    ax.set_title(f"Confusion matrix ({counts.sum()} images, accuracy {accuracy:.1%})", fontsize=9)
+    ax.set_title(f"Confusion matrix: images per (true, predicted) class\n"
+                 f"{counts.sum()} images, accuracy {accuracy:.1%}", fontsize=10)
     return _finish(fig, path)
 
 
 def predictions_figure(images, y_true, y_pred, class_names, path=None, fig=None, cols=8):
-    """A grid of images (N, C, H, W) titled with the predicted and true class;
-    wrong predictions in red with a red frame."""
+    """A grid of images (N, C, H, W) titled with the predicted class; wrong predictions in
+    red with a red frame and the true class in brackets. Captions are wrapped to the
+    width of an image."""
     n = len(images)
     rows = -(-n // cols)
-    fig = _figure(fig, (cols * 1.25, rows * 1.45 + 0.3))
+    fig = _figure(fig, (cols * 1.5, rows * 1.9 + 0.4))
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    tile = _inches(fig)[0] / cols * 0.85  # caption width, inches: a gap to the next one
     for k, ax in enumerate(axes):
         ax.set_xticks([])
         ax.set_yticks([])
@@ -316,11 +485,14 @@ def predictions_figure(images, y_true, y_pred, class_names, path=None, fig=None,
         right = y_true[k] == y_pred[k]
         colour = "green" if right else "red"
         mark = "" if right else "✗ "
-        ax.set_title(f"{mark}{class_names[y_pred[k]]}\n(true: {class_names[y_true[k]]})",
-                     fontsize=6, color=colour)
+        caption = wrap(f"{mark}{class_names[y_pred[k]]}", tile)
+        if not right:
+            caption += "\n" + wrap(f"(true: {class_names[y_true[k]]})", tile)
+        ax.set_title(caption, fontsize=MIN_FONT, color=colour)
         for spine in ax.spines.values():
             spine.set_edgecolor(colour)
             spine.set_linewidth(1 if right else 3)
     wrong = int(np.sum(np.asarray(y_true[:n]) != np.asarray(y_pred[:n])))
-    fig.suptitle(f"Predictions (true class in brackets): {wrong} of {n} wrong", fontsize=9)
+    fig.suptitle(f"Predictions on test images: {wrong} of {n} wrong (red, true class in "
+                 f"brackets)", fontsize=10)
     return _finish(fig, path)

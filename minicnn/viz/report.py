@@ -1,35 +1,35 @@
-"""One page about a trained run: curves, confusion matrix, first-layer filters, predictions.
+"""One page about a trained run: curves, confusion matrix, first layer, predictions.
 
     minicnn-report RUN_DIR            # or: python -m minicnn.viz.report RUN_DIR; writes RUN_DIR/report.png
 
 ``write_report(run_dir)`` does the same from Python (``train.py`` calls it at the end of
-a run). The model is the run's ``best.npz``, evaluated on the run's test split.
+a run). The model is the run's ``best.npz``, evaluated on the run's test split, both
+rebuilt from its ``config.json``. A folder written by ``fit(out_dir=...)`` has no
+config.json: pass the network and the test data, ``write_report(run_dir, model=net,
+test_data=(x_test, y_test))``.
+
+The page is laid out by matplotlib's constrained layout: every title, label and legend
+lies inside the page, and no text is smaller than ``figures.MIN_FONT`` points at the
+saved size.
 """
 import argparse
 import os
 import sys
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..serialization import error_message
+from ..training.checkpoint import BEST, CHECKPOINT
 from ..training.loop import predict
-from ..training.runs import build_data, load_run
+from ..training.runs import build_data, load_run, missing_config_message
 from . import figures as viz
-from .curves import plot_histories
+from .curves import draw_histories
 from .png import save_png
 
 REPORT = "report.png"
-PAGE = (16, 13)  # inches at viz.DPI: 1600 x 1300 pixels
-CURVES_HEIGHT = 4.5
-
-
-def rendered(fig):
-    """A Figure drawn to an RGBA uint8 array (H, W, 4) of figsize * dpi pixels."""
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba()).copy()
+PAGE = (18, 13)  # inches at viz.DPI: 1800 x 1300 pixels
+CURVES_HEIGHT = 4.2  # inches of the page's top strip
 
 
 def raw_images(x, mean, std):
@@ -38,63 +38,122 @@ def raw_images(x, mean, std):
 
 
 def report_figure(model, history, x_test, y_test, classes, images=None, title="",
-                  num_samples=16):
+                  num_samples=16, label="run"):
     """The report page as a Figure of ``PAGE`` inches.
 
     - model: trained network; scores for x_test (N, C, H, W) in eval mode
-    - history: :class:`minicnn.history.History` of the run (curves on top)
+    - history: :class:`minicnn.training.History` of the run (curves on top)
     - classes: class names; images: (N, 3, H, W) uint8 to show (default: x_test stretched)
+    - label: the run's name in the curve legends (write_report uses the folder name)
+
+    Top: loss and accuracy curves. Below: the confusion matrix; the first Conv2D's filters
+    and its strongest feature maps for the first test image (left out for a network
+    without a top-level Conv2D); sample predictions.
     """
     pred = predict(model, x_test).argmax(axis=1)
     accuracy = float(np.mean(pred == y_test))
     page = Figure(figsize=PAGE, dpi=viz.DPI, layout="constrained")
+    page.suptitle(f"{title}test accuracy {accuracy:.1%} on {len(y_test)} images", fontsize=14)
     top, bottom = page.subfigures(2, 1, height_ratios=[CURVES_HEIGHT, PAGE[1] - CURVES_HEIGHT])
-    # The curves come from minicnn.plot as their own Figure: drawn at the very pixel size
-    # of the top strip and pasted 1:1.
-    curves = plot_histories(history, ["run"], figsize=(PAGE[0], CURVES_HEIGHT), dpi=viz.DPI)
-    ax = top.add_axes([0, 0, 1, 1])
-    ax.imshow(rendered(curves), interpolation="nearest")
-    ax.axis("off")
-    left, middle, right = bottom.subfigures(1, 3, width_ratios=[6.5, 4, 5.5])
+    draw_histories(top, [history], [label])
+    shown = images if images is not None else x_test
+    has_conv = viz.first_conv(model) is not None
+    if has_conv:
+        left, middle, right = bottom.subfigures(1, 3, width_ratios=[7, 5, 6])
+        if _has_conv(model):
+            upper, lower = middle.subfigures(2, 1, height_ratios=[1, 1.15])
+            viz.filters_figure(model, fig=upper)
+            viz.strongest_maps_figure(model, x_test[0], shown=shown[0], fig=lower)
+        else:  # the maps need the model's layers in order (a Sequential)
+            viz.filters_figure(model, fig=middle)
+    else:  # e.g. the linear baseline: no filters to draw
+        left, right = bottom.subfigures(1, 2, width_ratios=[8, 10])
     viz.confusion_figure(y_test, pred, classes, fig=left)
-    if viz.first_conv(model) is not None:
-        viz.filters_figure(model, fig=middle)
-    else:  # e.g. the linear baseline: nothing to draw
-        middle.text(0.5, 0.5, "no Conv2D layer:\nno filters to show", ha="center", va="center")
-    n = min(num_samples, len(x_test))
-    shown = images[:n] if images is not None else x_test[:n]
-    viz.predictions_figure(shown, y_test[:n], pred[:n], classes, fig=right, cols=4)
-    page.suptitle(f"{title}test accuracy {accuracy:.1%} on {len(y_test)} images", fontsize=13)
+    cols = 4 if has_conv else 6
+    n = min(-(-num_samples // cols) * cols, len(x_test))  # whole rows
+    viz.predictions_figure(shown[:n], y_test[:n], pred[:n], classes, fig=right, cols=cols)
     return page
 
 
-def write_report(run_dir, path=None):
-    """Write ``report.png`` (or ``path``) for the run in ``run_dir``; returns the path."""
-    model, config, history = load_run(run_dir)
-    data = build_data(config)
-    images = raw_images(data.x_test, data.mean, data.std)
-    title = (f"{os.path.basename(os.path.normpath(run_dir))}: {config['model']} on "
-             f"{config['dataset']}, {len(history)} epochs, best val accuracy "
+def _has_conv(model):
+    try:
+        viz.first_block_end(model)
+        return True
+    except (ValueError, TypeError):
+        return False
+
+
+def run_report(run_dir, *, model=None, test_data=None, classes=None, images=None):
+    """The report page (a Figure) of the run in ``run_dir``.
+
+    A folder written by ``train.py`` needs nothing else: the network and the test split
+    are rebuilt from its config.json. A folder written by ``fit(out_dir=...)`` needs
+
+    - model: a network of the run's architecture (a copy gets the folder's best.npz;
+      ``model`` itself is not changed)
+    - test_data: ``(x_test, y_test)``, normalised like the training data
+    - classes: class names (default "0", "1", ...); images: uint8 (N, 3, H, W) originals
+      of x_test to show (default: x_test, each image stretched to its own range)
+
+    These override what config.json says when both are there.
+    """
+    has_config = os.path.exists(os.path.join(run_dir, "config.json"))
+    if not has_config and (model is None or test_data is None):
+        fit_folder = any(os.path.exists(os.path.join(run_dir, f)) for f in (BEST, CHECKPOINT))
+        raise ValueError(missing_config_message(run_dir) + (
+            f" Draw its report from Python, passing them: minicnn.viz.write_report("
+            f"{run_dir!r}, model=network, test_data=(x_test, y_test))." if fit_folder else ""))
+    model, config, history = load_run(run_dir, model=model)
+    if test_data is None:
+        data = build_data(config)
+        x_test, y_test = data.x_test, data.y_test
+        images = raw_images(x_test, data.mean, data.std) if images is None else images
+        classes = classes or data.classes
+    else:
+        x_test, y_test = test_data
+    y_test = np.asarray(y_test)
+    if classes is None:
+        classes = [str(k) for k in range(predict(model, x_test[:1]).shape[1])]
+    name = os.path.basename(os.path.normpath(run_dir))
+    about = f"{config['model']} on {config['dataset']}, " if config else ""
+    epochs = f"{len(history)} epoch{'' if len(history) == 1 else 's'}"
+    title = (f"{name}: {about}{epochs}, best validation accuracy "
              f"{max(history['val_acc'], default=float('nan')):.1%}; ")
-    page = report_figure(model, history, data.x_test, data.y_test, data.classes, images, title)
+    return report_figure(model, history, x_test, y_test, classes, images, title, label=name)
+
+
+def write_report(run_dir, path=None, **inputs):
+    """Write ``report.png`` (or ``path``) for the run in ``run_dir``; returns the path.
+    ``inputs`` (model, test_data, classes, images) are those of :func:`run_report`; a
+    folder written by ``fit(out_dir=...)`` needs model and test_data."""
+    page = run_report(run_dir, **inputs)
     path = path or os.path.join(run_dir, REPORT)
-    save_png(page, path)
+    save_png(page, path, viz.DPI)
     return path
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="minicnn-report",
-                                     description="Write a one-page report.png for a run folder.")
+    parser = argparse.ArgumentParser(
+        prog="minicnn-report",
+        description="Write a one-page report.png for a run folder written by train.py "
+                    "(minicnn-train). A folder written by fit(out_dir=...) has no "
+                    "config.json: draw its report from Python with "
+                    "minicnn.viz.write_report(folder, model=..., test_data=...).")
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by train.py")
     parser.add_argument("-o", "--output", default=None,
                         help="PNG to write (default: RUN_DIR/report.png)")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.run_dir):
-        parser.exit(1, f"error: {args.run_dir!r} is not a folder\n")
+        parser.exit(1, f"minicnn-report: error: {args.run_dir!r} is not a folder\n")
     try:
         path = write_report(args.run_dir, args.output)
     except (ValueError, OSError) as e:  # a broken run folder; a read-only or full disk
-        parser.exit(1, f"minicnn-report: error: {error_message(e)}\n")
+        hint = ""
+        if not os.path.exists(os.path.join(args.run_dir, "config.json")) and \
+                os.path.exists(os.path.join(args.run_dir, "history.json")):
+            hint = (f"\nIts loss and accuracy curves need only history.json: "
+                    f"minicnn-plot {args.run_dir} -o curves.png")
+        parser.exit(1, f"minicnn-report: error: {error_message(e)}{hint}\n")
     print(f"wrote {path}")
 
 
