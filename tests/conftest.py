@@ -1,14 +1,54 @@
-"""Shared fixtures: a seeded Generator and a local HTTP server (127.0.0.1) for the download tests."""
+"""Shared test helpers: a seeded Generator, a tiny network and data set for training tests,
+train.py in a subprocess, and a local HTTP server (127.0.0.1) for the download tests."""
 import http.server
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
 import pytest
 
+from minicnn.layers import BatchNorm2D, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU
+from minicnn.models import Sequential
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 @pytest.fixture
 def rng():
+    """A fresh Generator per test, so a test's inputs do not depend on which tests ran before."""
     return np.random.default_rng(0)
+
+
+def tiny_net(seed=0, dropout=True):
+    """Conv-BN-ReLU-pool, (dropout) and an affine layer on 3x8x8 images: every kind of state."""
+    g = np.random.default_rng(seed)
+    return Sequential(Conv2D(3, 4, 3, padding=1, seed=g), BatchNorm2D(4), ReLU(), MaxPool2D(2),
+                      Flatten(), *([Dropout(0.2, seed=g)] if dropout else []),
+                      Linear(4 * 4 * 4, 3, seed=g))
+
+
+def channel_data(n, n_train):
+    """Three classes of 3x8x8 noise told apart by which channel is brightest:
+    ((x_train, y_train), (x_val, y_val)) with ``n_train`` of the ``n`` samples for training."""
+    g = np.random.default_rng(0)
+    y = g.integers(0, 3, n)
+    x = g.standard_normal((n, 3, 8, 8)).astype(np.float32)
+    x[np.arange(n), y] += 1.0
+    return (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:])
+
+
+def train_py(*args, check=True):
+    """Run train.py in a subprocess with $MINICNN_DATA pointing at an empty folder (so no
+    CIFAR-10 is found); with ``check``, it must exit 0."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               MINICNN_DATA=os.path.join(ROOT, "tests", "no-such-data-dir"))
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *map(str, args)],
+                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

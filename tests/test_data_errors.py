@@ -3,10 +3,8 @@ import hashlib
 import io
 import os
 import pathlib
-import pickle
 import tarfile
 
-import numpy as np
 import pytest
 
 from minicnn.data import cifar10, download_cifar10, load_cifar10

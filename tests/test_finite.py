@@ -2,37 +2,29 @@
 import json
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from minicnn.layers import BatchNorm2D, Conv2D, Flatten, LeakyReLU, Linear, MaxPool2D, ReLU
+from conftest import channel_data, tiny_net
+from conftest import train_py as _train_py
+from minicnn.layers import BatchNorm2D, LeakyReLU
 from minicnn.losses import SoftmaxCrossEntropy
-from minicnn.models import Sequential
 from minicnn.optim import SGD, Adam, AdamW, RMSprop
 from minicnn.serialization import load_npz
 from minicnn.training import NonFiniteLossError, fit, load_weights, read_checkpoint
 from minicnn.training.loop import NonFiniteWeightsError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 4  # per epoch: 64 samples in batches of 16
 
 
 def net(seed=0):
-    rng = np.random.default_rng(seed)
-    return Sequential(Conv2D(3, 4, 3, padding=1, seed=rng), BatchNorm2D(4), ReLU(),
-                      MaxPool2D(2), Flatten(), Linear(4 * 4 * 4, 3, seed=rng))
+    return tiny_net(seed, dropout=False)
 
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 3, 96)
-    x = rng.standard_normal((96, 3, 8, 8)).astype(np.float32)
-    x[np.arange(96), y] += 1.0
-    return (x[:64], y[:64]), (x[64:], y[64:])
+    return channel_data(96, 64)
 
 
 class Poison:
@@ -178,12 +170,10 @@ def test_batchnorm_eps_must_be_finite(eps):
 
 
 def train_py(*args):
-    env = dict(os.environ, PYTHONPATH=ROOT, MINICNN_DATA=os.path.join(ROOT, "tests", "no-such-data-dir"))
-    return subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *map(str, args)],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    return _train_py(*args, check=False)
 
 
-TINY = ["--num-train", "48", "--num-val", "16", "--num-test", "16", "--batch-size", "16",
+TINY = ["--dataset", "synthetic", "--num-train", "48", "--num-val", "16", "--num-test", "16", "--batch-size", "16",
         "--model", "three_layer_convnet", "--no-progress"]
 
 
@@ -191,7 +181,7 @@ TINY = ["--num-train", "48", "--num-val", "16", "--num-test", "16", "--batch-siz
 def test_train_py_refuses_a_learning_rate_out_of_range(lr, tmp_path):
     result = train_py(*TINY, "--lr", lr, "--out", tmp_path / "run")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert f"train.py: error: --lr must be a finite number > 0 and <= 10.0, got " in result.stderr
+    assert "train.py: error: --lr must be a finite number > 0 and <= 10.0, got " in result.stderr
     assert not (tmp_path / "run").exists()
 
 

@@ -8,7 +8,6 @@ from minicnn.functional.losses import mse, softmax_cross_entropy
 from minicnn.gradient_check import numerical_grad, rel_error
 from minicnn.losses import MSELoss, SoftmaxCrossEntropy
 
-rng = np.random.default_rng(0)
 
 
 def naive_softmax_cross_entropy(scores, y):
@@ -24,21 +23,21 @@ def naive_softmax_cross_entropy(scores, y):
 
 
 # -- kernels: values and gradients ---------------------------------------------------
-def test_softmax_cross_entropy_gradient_check():
+def test_softmax_cross_entropy_gradient_check(rng):
     scores, y = rng.standard_normal((6, 5)), rng.integers(0, 5, 6)
     _, dscores = softmax_cross_entropy(scores, y)
     numeric = numerical_grad(lambda: softmax_cross_entropy(scores, y)[0], scores)
     assert rel_error(dscores, numeric) < 1e-7
 
 
-def test_mse_gradient_check():
+def test_mse_gradient_check(rng):
     pred, target = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
     _, dpred = mse(pred, target)
     numeric = numerical_grad(lambda: mse(pred, target)[0], pred)
     assert rel_error(dpred, numeric) < 1e-7
 
 
-def test_softmax_cross_entropy_equals_naive_formula():
+def test_softmax_cross_entropy_equals_naive_formula(rng):
     scores, y = 3 * rng.standard_normal((7, 4)), rng.integers(0, 4, 7)
     loss, dscores = softmax_cross_entropy(scores, y)
     naive_loss, naive_dscores = naive_softmax_cross_entropy(scores, y)
@@ -72,7 +71,7 @@ def test_softmax_cross_entropy_is_stable_for_huge_scores(dtype):
     np.testing.assert_allclose(dscores[1], [0, 0.5 / 3, -0.5 / 3], atol=1e-7)
 
 
-def test_float32_stays_float32():
+def test_float32_stays_float32(rng):
     scores, y = rng.standard_normal((5, 3)).astype(np.float32), rng.integers(0, 3, 5)
     loss, dscores = softmax_cross_entropy(scores, y)
     assert isinstance(loss, float) and dscores.dtype == np.float32
@@ -100,7 +99,7 @@ def test_softmax_cross_entropy_properties(scores, shift, labels):
 
 
 # -- loss objects ------------------------------------------------------------------------
-def test_objects_forward_and_backward_match_kernels():
+def test_objects_forward_and_backward_match_kernels(rng):
     scores, y = rng.standard_normal((4, 3)), rng.integers(0, 3, 4)
     loss_fn = SoftmaxCrossEntropy()
     loss, dscores = softmax_cross_entropy(scores, y)
@@ -115,7 +114,7 @@ def test_objects_forward_and_backward_match_kernels():
     np.testing.assert_array_equal(loss_fn.backward(), mse(pred, target)[1])
 
 
-def test_objects_gradient_check():
+def test_objects_gradient_check(rng):
     scores, y = rng.standard_normal((3, 4)), rng.integers(0, 4, 3)
     loss_fn = SoftmaxCrossEntropy()
     loss_fn(scores, y)
@@ -173,7 +172,7 @@ def test_mse_bad_input(pred, target, error, message):
 
 
 # -- against PyTorch ---------------------------------------------------------------------
-def test_softmax_cross_entropy_matches_torch():
+def test_softmax_cross_entropy_matches_torch(rng):
     torch = pytest.importorskip("torch")
     scores, y = 5 * rng.standard_normal((8, 6)), rng.integers(0, 6, 8)
     t_scores = torch.tensor(scores, requires_grad=True)
@@ -184,7 +183,7 @@ def test_softmax_cross_entropy_matches_torch():
     np.testing.assert_allclose(dscores, t_scores.grad.numpy(), rtol=1e-10, atol=1e-14)
 
 
-def test_mse_matches_torch():
+def test_mse_matches_torch(rng):
     torch = pytest.importorskip("torch")
     pred, target = rng.standard_normal((3, 2, 4)), rng.standard_normal((3, 2, 4))
     t_pred = torch.tensor(pred, requires_grad=True)

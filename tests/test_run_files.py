@@ -1,5 +1,4 @@
 """Run files a user can edit or hand in: config.json, checkpoint meta, best.npz, temp files."""
-import copy
 import json
 import os
 

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from minicnn.data import DataLoader, UnnormalizedInputWarning, fit_normalizer, normalize
+from conftest import channel_data, tiny_net
 from minicnn.training.history import COLUMNS, History
-from minicnn.layers import BatchNorm2D, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU
+from minicnn.layers import Flatten, Linear
 from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.models import Sequential
 from minicnn.optim import Adam
@@ -24,21 +25,9 @@ from minicnn.training import (NonFiniteLossError, evaluate, fit, load_checkpoint
 EPOCHS, BATCH = 3, 16
 
 
-def tiny_net(seed):
-    """Conv-BN-ReLU-pool, dropout and an affine layer on 3x8x8 images: every kind of state."""
-    rng = np.random.default_rng(seed)
-    return Sequential(Conv2D(3, 4, 3, padding=1, seed=rng), BatchNorm2D(4), ReLU(),
-                      MaxPool2D(2), Flatten(), Dropout(0.2, seed=rng), Linear(4 * 4 * 4, 3, seed=rng))
-
-
 @pytest.fixture(scope="module")
 def data():
-    """Three classes told apart by which channel is brightest, plus noise."""
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 3, 200)
-    x = rng.standard_normal((200, 3, 8, 8)).astype(np.float32)
-    x[np.arange(200), y] += 1.0
-    return (x[:150], y[:150]), (x[150:], y[150:])
+    return channel_data(200, 150)
 
 
 def train(data, out_dir=None, loss_fn=None, model_seed=0, epochs=EPOCHS, resume=False):

@@ -12,23 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import ROOT, train_py
 from minicnn.training.history import History
 from minicnn.serialization import load_npz
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--dataset", "synthetic", "--num-train", "48", "--num-val", "16", "--num-test", "16",
         "--batch-size", "16", "--model", "three_layer_convnet", "--no-progress"]
-
-
-def train_py(*args, check=True):
-    """Run train.py with $MINICNN_DATA pointing at an empty folder (no CIFAR-10 there)."""
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               MINICNN_DATA=os.path.join(ROOT, "tests", "no-such-data-dir"))
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *map(str, args)],
-                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
 
 
 @pytest.fixture(scope="module")
