@@ -88,8 +88,8 @@ def parse_args(argv=None):
 def build_model(widths, convs_per_stage, init, seed):
     """The network on minicnn, with weights drawn as ``init`` says."""
     import numpy as np
-    from minicnn.layers import (BatchNorm2D, Conv2D, GlobalAvgPool2D, Linear, MaxPool2D,
-                                ReLU)
+
+    from minicnn.layers import BatchNorm2D, Conv2D, GlobalAvgPool2D, Linear, MaxPool2D, ReLU
     from minicnn.layers.base import as_generator
     from minicnn.models import Sequential
     rng = as_generator(seed)
@@ -113,6 +113,7 @@ def build_model(widths, convs_per_stage, init, seed):
 
 def load_data(args):
     import numpy as np
+
     from minicnn.data import fit_normalizer, load_fashion_mnist, load_mnist, normalize
     data = (load_fashion_mnist if args.dataset == "fashion-mnist" else load_mnist)(args.data_dir)
     x_train, y_train = data.x_train, data.y_train
@@ -158,6 +159,7 @@ def run_minicnn(args, model, train, test, schedule):
 def run_torch(args, model, train, test, schedule):
     import numpy as np
     import torch
+
     from minicnn.data import DataLoader
     from minicnn.export import to_torch
     torch.set_num_threads(args.threads)
@@ -264,7 +266,7 @@ def main(argv=None):
         r = results[side]
         curve = " ".join(f"{a:.4f}" for a in r["test_acc"])
         print(f"{side:8s} test acc by epoch: {curve}", flush=True)
-    print(f"\n| side | test accuracy | wall time | s/epoch | first loss | other processes' CPU |")
+    print("\n| side | test accuracy | wall time | s/epoch | first loss | other processes' CPU |")
     print("|---|---|---|---|---|---|")
     for side, r in results.items():
         print(f"| {side} | {r['test_acc'][-1]:.4f} | {r['seconds']:.1f} s | "

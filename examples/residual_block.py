@@ -2,7 +2,6 @@
 
 Run: python examples/residual_block.py   (about 10 seconds on two cores)
 """
-import numpy as np
 
 from minicnn.data import SYNTHETIC_CLASSES, fit_normalizer, normalize, synthetic_cifar
 from minicnn.layers import BatchNorm2D, Conv2D, ReLU, Residual

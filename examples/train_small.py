@@ -4,7 +4,7 @@ Run: python examples/train_small.py   (about 10 seconds on two cores)
 """
 import numpy as np
 
-from minicnn.data import DataLoader, SYNTHETIC_CLASSES, fit_normalizer, normalize, synthetic_cifar
+from minicnn.data import SYNTHETIC_CLASSES, DataLoader, fit_normalizer, normalize, synthetic_cifar
 from minicnn.layers import BatchNorm2D, Conv2D, GlobalAvgPool2D, Linear, MaxPool2D, ReLU
 from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.models import Sequential

@@ -237,34 +237,34 @@ def load_npz(path, what="file", expected=None, max_bytes=MAX_BYTES,
             return _load_members(archive, where, expected, max_bytes, mismatch)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, KeyError,
             NotImplementedError, RuntimeError, SyntaxError, ValueError) as e:
-        if isinstance(e, _Refused):
+        if isinstance(e, _RefusedError):
             raise ValueError(str(e)) from None
         raise ValueError(f"{where} is not a readable .npz archive ({type(e).__name__}: {e})") from None
 
 
-class _Refused(ValueError):
+class _RefusedError(ValueError):
     """A well-formed archive that fails a check (the message is final)."""
 
 
 def _load_members(archive, where, expected, max_bytes, mismatch):
     infos = archive.infolist()
     if len(infos) > MAX_MEMBERS:
-        raise _Refused(f"{where} has {len(infos)} members, more than the {MAX_MEMBERS} "
+        raise _RefusedError(f"{where} has {len(infos)} members, more than the {MAX_MEMBERS} "
                        f"an .npz of minicnn may hold")
     headers, problems, seen = [], [], set()
     for info in infos:
         if not info.filename.endswith(".npy"):
-            raise _Refused(f"{where} is not an .npz archive of arrays: member "
+            raise _RefusedError(f"{where} is not an .npz archive of arrays: member "
                            f"{info.filename!r} is not a .npy file")
         name = info.filename[:-4]
         if name in seen:
-            raise _Refused(f"{where} holds entry {name!r} twice")
+            raise _RefusedError(f"{where} holds entry {name!r} twice")
         seen.add(name)
         with archive.open(info) as member:
             shape, fortran, dtype = _read_header(member)
         verdict = _check_entry(name, shape, dtype, expected)
         if verdict == "pickle":
-            raise _Refused(f"{where} could not be read safely: it holds pickled objects "
+            raise _RefusedError(f"{where} could not be read safely: it holds pickled objects "
                            f"(entry {name!r}), which minicnn never loads")
         if verdict == SKIP:
             continue
@@ -277,11 +277,11 @@ def _load_members(archive, where, expected, max_bytes, mismatch):
             problems.append(f"missing entries {missing}")
     if problems:
         more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
-        raise _Refused(f"{where} {mismatch}: " + "; ".join(problems[:3]) + more)
+        raise _RefusedError(f"{where} {mismatch}: " + "; ".join(problems[:3]) + more)
     total = sum(math.prod(shape) * dtype.itemsize for _, _, shape, _, dtype in headers)
     if total > max_bytes:
         big = max(headers, key=lambda h: math.prod(h[2]) * h[4].itemsize)
-        raise _Refused(f"{where} would decompress to {_size(total)}, more than the "
+        raise _RefusedError(f"{where} would decompress to {_size(total)}, more than the "
                        f"{_size(max_bytes)} allowed (entry {big[1]!r} has shape {big[2]} "
                        f"of {big[4]}); refusing to read it")
     arrays = {}

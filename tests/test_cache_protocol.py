@@ -6,10 +6,22 @@ import numpy as np
 import pytest
 
 from minicnn import no_grad
-from minicnn.layers import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dropout, Flatten,
-                            GlobalAvgPool2D, LeakyReLU, Linear, MaxPool2D, ReLU, Residual)
-from minicnn.models import Sequential, resnet_small, vgg_small
+from minicnn.layers import (
+    AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
+    Conv2D,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    LeakyReLU,
+    Linear,
+    MaxPool2D,
+    ReLU,
+    Residual,
+)
 from minicnn.losses import SoftmaxCrossEntropy
+from minicnn.models import Sequential, resnet_small, vgg_small
 from minicnn.training import evaluate, predict
 
 X4 = np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32)

@@ -8,11 +8,22 @@ import tarfile
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from minicnn.data import (SYNTHETIC_CLASSES, Cifar10, DataLoader, fit_normalizer, load_cifar10,
-                          normalize, random_crop, random_flip, synthetic_cifar, train_val_split)
-from minicnn.data import cifar10
+from minicnn.data import (
+    SYNTHETIC_CLASSES,
+    Cifar10,
+    DataLoader,
+    cifar10,
+    fit_normalizer,
+    load_cifar10,
+    normalize,
+    random_crop,
+    random_flip,
+    synthetic_cifar,
+    train_val_split,
+)
 
 FOLDER = "cifar-10-batches-py"
 NAMES = [f"label{i}" for i in range(10)]

@@ -68,10 +68,10 @@ def all_finite(folder):
                 if v.dtype.kind == "f":
                     assert np.isfinite(v).all(), (name, k)
                 elif k == "meta":
-                    json.loads(str(v), parse_constant=lambda c: pytest.fail(f"{name}: {c}"))
+                    json.loads(str(v), parse_constant=lambda c, name=name: pytest.fail(f"{name}: {c}"))
         elif name.endswith(".json"):
             with open(path) as f:
-                json.load(f, parse_constant=lambda c: pytest.fail(f"{name}: {c}"))
+                json.load(f, parse_constant=lambda c, name=name: pytest.fail(f"{name}: {c}"))
     return True
 
 

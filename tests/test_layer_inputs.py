@@ -4,8 +4,19 @@ import warnings
 import numpy as np
 import pytest
 
-from minicnn.layers import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dropout, Flatten,
-                            GlobalAvgPool2D, LeakyReLU, Linear, MaxPool2D, ReLU)
+from minicnn.layers import (
+    AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
+    Conv2D,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    LeakyReLU,
+    Linear,
+    MaxPool2D,
+    ReLU,
+)
 from minicnn.models import Sequential
 
 LAYERS = [

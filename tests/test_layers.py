@@ -2,12 +2,20 @@
 import numpy as np
 import pytest
 
-from minicnn import gradcheck
-from minicnn.gradient_check import numerical_grad, rel_error
 from minicnn import functional as F
+from minicnn import gradcheck
 from minicnn.functional import reference as R
-from minicnn.layers import (BatchNorm1D, BatchNorm2D, Conv2D, Dropout, Flatten, LeakyReLU, Linear,
-                            ReLU)
+from minicnn.gradient_check import numerical_grad, rel_error
+from minicnn.layers import (
+    BatchNorm1D,
+    BatchNorm2D,
+    Conv2D,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    Linear,
+    ReLU,
+)
 
 SMOOTH = 1e-6
 

@@ -9,7 +9,6 @@ from minicnn.gradient_check import numerical_grad, rel_error
 from minicnn.losses import MSELoss, SoftmaxCrossEntropy
 
 
-
 def naive_softmax_cross_entropy(scores, y):
     """One example at a time, straight from the definition."""
     N, C = scores.shape
@@ -54,7 +53,7 @@ def test_mse_value():
     np.testing.assert_allclose(dpred, 2 * (pred - target) / 4)
 
 
-def test_uniform_scores_give_log_C():
+def test_uniform_scores_give_log_of_the_class_count():
     loss, dscores = softmax_cross_entropy(np.zeros((3, 10)), np.array([0, 4, 9]))
     assert loss == pytest.approx(np.log(10))
     np.testing.assert_allclose(dscores.sum(axis=1), 0, atol=1e-15)

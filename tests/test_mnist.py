@@ -9,9 +9,16 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from minicnn.data import (FASHION_MNIST, MNIST, Mnist, find_fashion_mnist, load_fashion_mnist,
-                          load_mnist, read_idx)
-from minicnn.data import mnist
+from minicnn.data import (
+    FASHION_MNIST,
+    MNIST,
+    Mnist,
+    find_fashion_mnist,
+    load_fashion_mnist,
+    load_mnist,
+    mnist,
+    read_idx,
+)
 from minicnn.data.idx import idx_bytes
 
 FILES = mnist.FILES

@@ -5,8 +5,14 @@ import pytest
 from minicnn.data import fit_normalizer, normalize, synthetic_cifar
 from minicnn.layers import BatchNorm2D, Conv2D, Flatten, GlobalAvgPool2D, Linear, MaxPool2D
 from minicnn.losses import SoftmaxCrossEntropy
-from minicnn.models import (MODELS, Sequential, build_model, linear_classifier,
-                            three_layer_convnet, vgg_small)
+from minicnn.models import (
+    MODELS,
+    Sequential,
+    build_model,
+    linear_classifier,
+    three_layer_convnet,
+    vgg_small,
+)
 from minicnn.optim import Adam
 from minicnn.training import fit
 

@@ -3,6 +3,7 @@ boundaries drawn and named alike in loss.png and the report; overlaid runs stay 
 import matplotlib
 import numpy as np
 import pytest
+from figure_checks import assert_text_fits, colour_pixels, crop, pixels
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -10,8 +11,6 @@ from minicnn import layers as L
 from minicnn.models import Sequential
 from minicnn.training.history import History
 from minicnn.viz.curves import ema, main, plot_histories, plot_runs
-
-from figure_checks import assert_text_fits, colour_pixels, crop, pixels
 
 
 def fake_history(seed, epochs=4, steps=25):

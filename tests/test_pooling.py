@@ -2,10 +2,12 @@
 as minicnn.functional.reference has them."""
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from minicnn import gradcheck
-from minicnn.functional import pool_output_size, reference as R
+from minicnn.functional import pool_output_size
+from minicnn.functional import reference as R
 from minicnn.layers import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 
 

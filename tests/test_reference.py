@@ -5,13 +5,25 @@ import copy
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from minicnn import functional as F
-from minicnn.functional import caches, reference as R
+from minicnn.functional import caches
+from minicnn.functional import reference as R
 from minicnn.gradient_check import numerical_grad, rel_error
-from minicnn.layers import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dropout, Flatten,
-                            LeakyReLU, Linear, MaxPool2D, ReLU)
+from minicnn.layers import (
+    AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
+    Conv2D,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    Linear,
+    MaxPool2D,
+    ReLU,
+)
 from minicnn.losses import MSELoss, SoftmaxCrossEntropy
 from minicnn.models import Sequential, resnet_small, three_layer_convnet, vgg_small
 
@@ -261,7 +273,8 @@ def test_reference_pooling_gradcheck(kernel, stride, padding, ceil_mode):
         fwd = lambda x: R.max_pool2d_forward(x, kernel, stride, padding, ceil_mode)
         assert grad_errors(fwd, R.max_pool2d_backward, (x,), bwd_args=(ties,))[0] < SMOOTH
     for include in (True, False):
-        fwd = lambda x: R.avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, include)
+        fwd = lambda x, include=include: R.avg_pool2d_forward(x, kernel, stride, padding,
+                                                              ceil_mode, include)
         assert grad_errors(fwd, R.avg_pool2d_backward, (x,))[0] < SMOOTH
     assert grad_errors(R.global_avg_pool2d_forward, R.global_avg_pool2d_backward, (x,))[0] < SMOOTH
 
@@ -293,7 +306,7 @@ def test_reference_losses_gradcheck():
     rng = np.random.default_rng(4)
     scores, y, target = rng.standard_normal((4, 5)), rng.integers(0, 5, 4), rng.standard_normal((4, 5))
     for loss_fn, args in ((R.softmax_cross_entropy, (scores, y)), (R.mse, (scores, target))):
-        numeric = numerical_grad(lambda: loss_fn(*args)[0], scores)
+        numeric = numerical_grad(lambda loss_fn=loss_fn, args=args: loss_fn(*args)[0], scores)
         assert rel_error(loss_fn(*args)[1], numeric) < SMOOTH
 
 

@@ -11,8 +11,7 @@ from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.models import Sequential
 from minicnn.optim import Adam
 from minicnn.serialization import load_npz
-from minicnn.training import fit, load_checkpoint, read_checkpoint
-from minicnn.training import loop
+from minicnn.training import fit, load_checkpoint, loop, read_checkpoint
 from minicnn.training.checkpoint import check_resume_config, read_checkpoint_meta
 from minicnn.training.runs import build_data, check_sizes, load_config
 

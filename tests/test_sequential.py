@@ -3,8 +3,16 @@ import numpy as np
 import pytest
 
 from minicnn import gradcheck
-from minicnn.layers import (BatchNorm1D, BatchNorm2D, Conv2D, Dropout, Flatten, Linear, MaxPool2D,
-                            ReLU)
+from minicnn.layers import (
+    BatchNorm1D,
+    BatchNorm2D,
+    Conv2D,
+    Dropout,
+    Flatten,
+    Linear,
+    MaxPool2D,
+    ReLU,
+)
 from minicnn.models import Sequential
 
 
@@ -20,7 +28,7 @@ def test_container_protocol():
     assert isinstance(net[0], Conv2D) and isinstance(net[-1], Linear)
     head = net[4:]
     assert isinstance(head, Sequential) and len(head) == 5 and head[0] is net[4]
-    assert [type(l).__name__ for l in net][:3] == ["Conv2D", "BatchNorm2D", "ReLU"]
+    assert [type(layer).__name__ for layer in net][:3] == ["Conv2D", "BatchNorm2D", "ReLU"]
     net.append(ReLU())
     assert len(net) == 10
     with pytest.raises(TypeError, match="expected a Layer"):
@@ -54,9 +62,9 @@ def test_backward_without_input_grad_skips_first_layer_only():
 def test_train_eval_propagate_and_parameters():
     net = small_net()
     net.eval()
-    assert not any(l.training for l in net)
+    assert not any(layer.training for layer in net)
     net.train()
-    assert all(l.training for l in net)
+    assert all(layer.training for layer in net)
     names = [n for n, _ in net.named_parameters()]
     assert names == ["0.weight", "0.bias", "1.weight", "1.bias", "5.weight", "5.bias",
                      "8.weight", "8.bias"]

@@ -16,8 +16,14 @@ import pytest
 from minicnn import serialization
 from minicnn.layers import BatchNorm2D, Conv2D, Flatten, Linear, ReLU
 from minicnn.models import Sequential
-from minicnn.serialization import (SKIP, NonFiniteError, array_spec, load_npz,
-                                   remove_stale_temps, save_npz)
+from minicnn.serialization import (
+    SKIP,
+    NonFiniteError,
+    array_spec,
+    load_npz,
+    remove_stale_temps,
+    save_npz,
+)
 from minicnn.training.checkpoint import load_weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -2,8 +2,18 @@
 import numpy as np
 import pytest
 
-from minicnn.layers import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Flatten, GlobalAvgPool2D,
-                            LeakyReLU, Linear, MaxPool2D, ReLU)
+from minicnn.layers import (
+    AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
+    Conv2D,
+    Flatten,
+    GlobalAvgPool2D,
+    LeakyReLU,
+    Linear,
+    MaxPool2D,
+    ReLU,
+)
 from minicnn.models import Sequential
 
 

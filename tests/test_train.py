@@ -10,17 +10,24 @@ import warnings
 import numpy as np
 import pytest
 
-from minicnn.data import DataLoader, UnnormalizedInputWarning, fit_normalizer, normalize
 from conftest import channel_data, tiny_net
-from minicnn.training.history import COLUMNS, History
+from minicnn.data import DataLoader, UnnormalizedInputWarning, fit_normalizer, normalize
 from minicnn.layers import Flatten, Linear
 from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.models import Sequential
 from minicnn.optim import Adam
-from minicnn.training.schedules import ConstantLR, CosineLR, StepLR, make_schedule
 from minicnn.serialization import load_npz
-from minicnn.training import (NonFiniteLossError, evaluate, fit, load_checkpoint, load_weights,
-                           predict, read_checkpoint)
+from minicnn.training import (
+    NonFiniteLossError,
+    evaluate,
+    fit,
+    load_checkpoint,
+    load_weights,
+    predict,
+    read_checkpoint,
+)
+from minicnn.training.history import COLUMNS, History
+from minicnn.training.schedules import ConstantLR, CosineLR, StepLR, make_schedule
 
 EPOCHS, BATCH = 3, 16
 

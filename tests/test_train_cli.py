@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, train_py
-from minicnn.training.history import History
 from minicnn.serialization import load_npz
+from minicnn.training.history import History
 
 TINY = ["--dataset", "synthetic", "--num-train", "48", "--num-val", "16", "--num-test", "16",
         "--batch-size", "16", "--model", "three_layer_convnet", "--no-progress"]

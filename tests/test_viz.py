@@ -4,6 +4,7 @@ readable size, with no empty band."""
 import matplotlib
 import numpy as np
 import pytest
+from figure_checks import assert_text_fits, colour_pixels, crop, longest_blank_run, pixels
 from matplotlib.colors import BoundaryNorm
 from matplotlib.figure import Figure
 from matplotlib.image import imread
@@ -12,8 +13,6 @@ from minicnn import functional as F
 from minicnn import layers as L
 from minicnn import viz
 from minicnn.models import Sequential
-
-from figure_checks import assert_text_fits, colour_pixels, crop, longest_blank_run, pixels
 
 CLASSES = [f"class {k}" for k in range(5)]
 TIES_4x4 = np.array([[1, 3, 3, 0],
@@ -139,8 +138,8 @@ def test_routing_figure_of_a_real_feature_map(tmp_path):
 def make_run(run_dir, model="three_layer_convnet"):
     """A run folder as train.py writes it: 1 epoch of ``model`` on 100 images."""
     from minicnn.losses import SoftmaxCrossEntropy
-    from minicnn.training.runs import build_data, build_model_for, build_optimizer, save_config
     from minicnn.training import fit
+    from minicnn.training.runs import build_data, build_model_for, build_optimizer, save_config
     config = dict(dataset="synthetic", data_dir=None, model=model, epochs=1,
                   batch_size=50, lr=1e-3, optimizer="adam", weight_decay=0.0, schedule="none",
                   augment=False, num_train=100, num_val=40, num_test=60, dtype="float32", seed=0)

@@ -2,12 +2,28 @@
 batching."""
 from minicnn.data.cifar10 import CIFAR10_MD5, CIFAR10_URL, Cifar10, download_cifar10, load_cifar10
 from minicnn.data.idx import read_idx
-from minicnn.data.mnist import (FASHION_MNIST, MNIST, Mnist, download_fashion_mnist,
-                                download_mnist, find_fashion_mnist, find_mnist,
-                                load_fashion_mnist, load_mnist)
-from minicnn.data.preprocess import (DataLoader, UnnormalizedInputWarning, augment_crop_flip,
-                                     check_normalized, fit_normalizer, normalize, random_crop,
-                                     random_flip, train_val_split)
+from minicnn.data.mnist import (
+                                FASHION_MNIST,
+                                MNIST,
+                                Mnist,
+                                download_fashion_mnist,
+                                download_mnist,
+                                find_fashion_mnist,
+                                find_mnist,
+                                load_fashion_mnist,
+                                load_mnist,
+)
+from minicnn.data.preprocess import (
+                                DataLoader,
+                                UnnormalizedInputWarning,
+                                augment_crop_flip,
+                                check_normalized,
+                                fit_normalizer,
+                                normalize,
+                                random_crop,
+                                random_flip,
+                                train_val_split,
+)
 from minicnn.data.synthetic import SYNTHETIC_CLASSES, synthetic_cifar
 
 __all__ = ["CIFAR10_MD5", "CIFAR10_URL", "Cifar10", "DataLoader", "FASHION_MNIST", "MNIST",

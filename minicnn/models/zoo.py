@@ -7,8 +7,16 @@ The same seed gives bit-identical initial weights.
 """
 import numpy as np
 
-from ..layers import (BatchNorm2D, Conv2D, Flatten, GlobalAvgPool2D, Linear, MaxPool2D, ReLU,
-                      Residual)
+from ..layers import (
+    BatchNorm2D,
+    Conv2D,
+    Flatten,
+    GlobalAvgPool2D,
+    Linear,
+    MaxPool2D,
+    ReLU,
+    Residual,
+)
 from ..layers.base import as_generator, pair
 from .sequential import Sequential
 

@@ -1,7 +1,13 @@
 """Training: the loop (``fit``, ``evaluate``, ``predict``), checkpoints, history,
 learning-rate schedules and run folders."""
-from .checkpoint import (BEST, CHECKPOINT, load_checkpoint, load_weights, read_checkpoint,
-                         save_checkpoint)
+from .checkpoint import (
+                         BEST,
+                         CHECKPOINT,
+                         load_checkpoint,
+                         load_weights,
+                         read_checkpoint,
+                         save_checkpoint,
+)
 from .history import History
 from .loop import NonFiniteLossError, evaluate, fit, predict
 from .runs import build_data, load_run

@@ -19,11 +19,9 @@ import re
 
 import numpy as np
 
-from ..serialization import (SKIP, array_spec, check_finite, check_spec, load_npz,
-                             save_npz)
+from ..serialization import SKIP, array_spec, check_finite, check_spec, load_npz, save_npz
 from .history import COLUMNS, History
-from .schema import (Rule, check_record, choice, integer, list_of, number, record,
-                     rng_state)
+from .schema import Rule, check_record, choice, integer, list_of, number, record, rng_state
 
 CHECKPOINT, BEST = "checkpoint.npz", "best.npz"
 _FORMAT = "minicnn-checkpoint-1"

@@ -17,19 +17,36 @@ import os
 import sys
 import time
 
-from ..data import (download_cifar10, download_fashion_mnist, download_mnist,
-                    find_fashion_mnist, find_mnist)
+from ..data import (
+    download_cifar10,
+    download_fashion_mnist,
+    download_mnist,
+    find_fashion_mnist,
+    find_mnist,
+)
 from ..data.cifar10 import FOLDER, default_root
 from ..losses import SoftmaxCrossEntropy
 from ..models import MODELS, NEEDS_IMAGE_SIZE
 from ..serialization import error_message
-from .checkpoint import (BEST, CHECKPOINT, check_resume_config, load_weights,
-                         read_checkpoint_meta)
+from .checkpoint import BEST, CHECKPOINT, check_resume_config, load_weights, read_checkpoint_meta
 from .history import History
 from .loop import Interrupted, evaluate, fit
-from .runs import (CONFIG_SCHEMA, DATASETS, OPTIMIZERS, augmentation, build_data,
-                   build_model_for, build_optimizer, build_schedule, check_config, check_sizes,
-                   load_config, load_run, save_config, seeds)
+from .runs import (
+    CONFIG_SCHEMA,
+    DATASETS,
+    OPTIMIZERS,
+    augmentation,
+    build_data,
+    build_model_for,
+    build_optimizer,
+    build_schedule,
+    check_config,
+    check_sizes,
+    load_config,
+    load_run,
+    save_config,
+    seeds,
+)
 
 DEFAULTS = dict(model="vgg_small", epochs=5, batch_size=64, optimizer="adam",
                 num_train=5000, num_val=1000)

@@ -38,8 +38,14 @@ from tqdm.auto import tqdm
 from ..data import DataLoader, check_normalized
 from ..grad_mode import no_grad
 from ..serialization import NonFiniteError, non_finite_entries, remove_stale_temps
-from .checkpoint import (BEST, CHECKPOINT, Position, load_checkpoint, read_checkpoint_meta,
-                         save_checkpoint)
+from .checkpoint import (
+    BEST,
+    CHECKPOINT,
+    Position,
+    load_checkpoint,
+    read_checkpoint_meta,
+    save_checkpoint,
+)
 from .history import History
 
 #: The files of a run folder (their stale temp files are removed when ``fit`` starts).

@@ -27,9 +27,18 @@ from typing import List, NamedTuple
 
 import numpy as np
 
-from ..data import (SYNTHETIC_CLASSES, augment_crop_flip, fit_normalizer, load_cifar10,
-                    load_fashion_mnist, load_mnist, normalize, random_crop, synthetic_cifar,
-                    train_val_split)
+from ..data import (
+    SYNTHETIC_CLASSES,
+    augment_crop_flip,
+    fit_normalizer,
+    load_cifar10,
+    load_fashion_mnist,
+    load_mnist,
+    normalize,
+    random_crop,
+    synthetic_cifar,
+    train_val_split,
+)
 from ..layers.summary import run_recorded
 from ..models import MODELS, NEEDS_IMAGE_SIZE, build_model
 from ..optim import SGD, Adam, AdamW, RMSprop
