@@ -10,8 +10,11 @@ parameters stay float32) and ``dw = p.grad``. Hyper-parameters are plain Python 
 kept as attributes (``opt.lr`` may be changed between steps, e.g. by a schedule);
 per-parameter buffers live in ``opt.state[i][name]`` with the shape and dtype of parameter i.
 """
+from __future__ import annotations
+
 import inspect
 import math
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -54,7 +57,7 @@ class Optimizer:
 
     buffer_names = ()
 
-    def __init__(self, params, **hypers):
+    def __init__(self, params: Iterable[Parameter], **hypers: Any) -> None:
         if isinstance(params, (Parameter, np.ndarray)):
             raise TypeError(f"{self._name}: params must be a list of Parameters, "
                             f"got a single {type(params).__name__}")
@@ -75,16 +78,16 @@ class Optimizer:
         self.state = [{} for _ in self.params]
 
     # -- the update ----------------------------------------------------------------
-    def step(self):
+    def step(self) -> None:
         """Update every parameter in place from its ``grad``."""
         self.step_count += 1
         for p, s in zip(self.params, self._buffers()):
             self.update(p.data, p.grad, s)
 
-    def update(self, w, dw, s):
+    def update(self, w: np.ndarray, dw: np.ndarray, s: dict[str, np.ndarray]) -> None:
         raise NotImplementedError(f"{self._name} does not define update")
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         for p in self.params:
             p.zero_grad()
 
@@ -94,14 +97,14 @@ class Optimizer:
         return type(self).__name__
 
     @property
-    def lr(self):
+    def lr(self) -> float:
         return self._lr
 
     @lr.setter
-    def lr(self, value):
+    def lr(self, value: float) -> None:
         self._lr = self._clean("lr", value)  # a Python float, so float32 updates stay float32
 
-    def hypers(self):
+    def hypers(self) -> dict[str, Any]:
         """The hyper-parameters as a dict {name: Python value}."""
         return {name: getattr(self, name) for name in self.hyper_names}
 
@@ -140,7 +143,7 @@ class Optimizer:
         return [{name: s[name] for name in names} for s in self.state]
 
     # -- saving and loading --------------------------------------------------------
-    def state_dict(self):
+    def state_dict(self) -> dict[str, np.ndarray]:
         """A flat {str: numpy array} dict, storable in an .npz without pickle.
 
         Hyper-parameters, ``"step"`` and ``"num_params"`` as 0-d arrays (``"betas"`` of
@@ -158,7 +161,7 @@ class Optimizer:
         sd["num_params"] = np.array(len(self.params), dtype=np.int64)
         return sd
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict[str, np.ndarray]) -> None:
         """Restore a :meth:`state_dict` exactly, so training resumes as if never stopped.
 
         Every entry is checked first (missing, unexpected or mis-shaped entries, invalid
@@ -203,7 +206,8 @@ class SGD(Optimizer):
     g = dw + weight_decay * w;  b = momentum * b + g;  w -= lr * (g + momentum * b if nesterov else b)
     """
 
-    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, params: Iterable[Parameter], lr: float, momentum: float = 0.0,
+                 nesterov: bool = False, weight_decay: float = 0.0) -> None:
         super().__init__(params, lr=lr, momentum=momentum, nesterov=nesterov,
                          weight_decay=weight_decay)
 
@@ -236,7 +240,9 @@ class Adam(Optimizer):
 
     buffer_names = ("exp_avg", "exp_avg_sq")
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
     def update(self, w, dw, s):
@@ -257,7 +263,9 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """Adam with decoupled weight decay: w -= lr * weight_decay * w, then the Adam step on dw."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
     def update(self, w, dw, s):
@@ -272,7 +280,8 @@ class RMSprop(Optimizer):
     b = momentum * b + u;  w -= lr * (b if momentum else u)
     """
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, momentum=0.0, weight_decay=0.0):
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-2, alpha: float = 0.99,
+                 eps: float = 1e-8, momentum: float = 0.0, weight_decay: float = 0.0) -> None:
         super().__init__(params, lr=lr, alpha=alpha, eps=eps, momentum=momentum,
                          weight_decay=weight_decay)
 

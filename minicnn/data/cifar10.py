@@ -8,6 +8,8 @@ safe to read as a downloaded one. A download additionally writes a manifest
 when the manifest is present, each file is checked against it before it is read, which
 catches files that were corrupted or swapped after the download.
 """
+from __future__ import annotations
+
 import codecs
 import json
 import os
@@ -52,7 +54,8 @@ def default_root():
     return os.environ.get("MINICNN_DATA") or "data"
 
 
-def load_cifar10(root=None, download=False, url=None, md5=None):
+def load_cifar10(root: str | os.PathLike | None = None, download: bool = False,
+                 url: str | None = None, md5: str | None = None) -> Cifar10:
     """Load CIFAR-10 from ``<root>/cifar-10-batches-py`` as a :class:`Cifar10`.
 
     ``x_train`` is uint8 ``(50000, 3, 32, 32)``, ``x_test`` ``(10000, 3, 32, 32)``, labels

@@ -22,6 +22,8 @@ the published MD5 and an uncompressed one is checked by its structure alone. A f
 whose content is another data set's (Fashion-MNIST's files where MNIST's are expected,
 or the other way round) is refused.
 """
+from __future__ import annotations
+
 import hashlib
 import os
 import tempfile
@@ -92,7 +94,9 @@ MNIST = IdxDataset(
     sha256={}, classes=tuple(str(d) for d in range(10)), system_dir=None, package=None)
 
 
-def load_fashion_mnist(root=None, download=False, base_url=None, md5=None, sha256=None):
+def load_fashion_mnist(root: str | os.PathLike | None = None, download: bool = False,
+                       base_url: str | None = None, md5: Dict[str, str] | None = None,
+                       sha256: Dict[str, str] | None = None) -> Mnist:
     """Load Fashion-MNIST (Zalando) as a :class:`Mnist`: 60,000 training and 10,000 test
     images, uint8 ``(N, 1, 28, 28)``, labels int64 ``0..9``, and the class names.
 
@@ -107,7 +111,9 @@ def load_fashion_mnist(root=None, download=False, base_url=None, md5=None, sha25
     return _load(FASHION_MNIST, root, download, base_url, md5, sha256)
 
 
-def load_mnist(root=None, download=False, base_url=None, md5=None, sha256=None):
+def load_mnist(root: str | os.PathLike | None = None, download: bool = False,
+               base_url: str | None = None, md5: Dict[str, str] | None = None,
+               sha256: Dict[str, str] | None = None) -> Mnist:
     """Load MNIST (LeCun, Cortes and Burges' handwritten digits) as a :class:`Mnist`;
     arguments and errors as :func:`load_fashion_mnist`. Downloads from a mirror of the
     original files, checked against the published MD5s."""

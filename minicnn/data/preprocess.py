@@ -3,9 +3,16 @@
 Images are ``(N, C, H, W)`` arrays throughout. Every random choice comes from a
 ``numpy.random.Generator`` (or a seed that makes one), so a run is reproducible.
 """
+from __future__ import annotations
+
 import warnings
+from typing import Callable, Iterator, Union
 
 import numpy as np
+from numpy.typing import DTypeLike
+
+#: What a ``seed``/``rng`` argument takes: an int, a SeedSequence, a Generator or None.
+Seed = Union[int, np.random.SeedSequence, np.random.Generator, None]
 
 #: Inputs whose overall |mean| or standard deviation exceed these look un-normalised.
 MAX_ABS_MEAN, MAX_STD = 5.0, 20.0
@@ -31,7 +38,7 @@ def _same_length(x, y):
         raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
 
 
-def fit_normalizer(x, chunk=4096):
+def fit_normalizer(x: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel ``(mean, std)``, each float32 ``(C,)``, of images ``x`` ``(N, C, H, W)``.
 
     Fit on the training split only. Computed in float64, ``chunk`` images at a time, so a
@@ -48,7 +55,8 @@ def fit_normalizer(x, chunk=4096):
     return mean.astype(np.float32), np.sqrt(var).astype(np.float32)
 
 
-def normalize(x, mean, std, dtype=np.float32):
+def normalize(x: np.ndarray, mean: np.ndarray, std: np.ndarray,
+              dtype: DTypeLike = np.float32) -> np.ndarray:
     """``(x - mean) / std`` per channel: ``(N, C, H, W)`` -> same shape, ``dtype``.
 
     A channel with zero spread is only centred, not divided by zero.
@@ -91,7 +99,9 @@ def check_normalized(x, what="x", stacklevel=2):
     return True
 
 
-def train_val_split(x, y, val_fraction=0.1, num_val=None, seed=0):
+def train_val_split(x: np.ndarray, y: np.ndarray, val_fraction: float = 0.1,
+                    num_val: int | None = None, seed: int = 0,
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Randomly hold out a validation set: ``(x_train, y_train, x_val, y_val)``.
 
     ``num_val`` (a count) takes precedence over ``val_fraction``; both sides must be
@@ -111,7 +121,7 @@ def train_val_split(x, y, val_fraction=0.1, num_val=None, seed=0):
     return x[train], y[train], x[val], y[val]
 
 
-def random_crop(x, padding=4, rng=None):
+def random_crop(x: np.ndarray, padding: int = 4, rng: Seed = None) -> np.ndarray:
     """Zero-pad each image by ``padding`` pixels and cut it back to size at a random offset.
 
     ``x`` ``(N, C, H, W)`` -> same shape and dtype; each image gets its own offset.
@@ -128,7 +138,7 @@ def random_crop(x, padding=4, rng=None):
     return windows[np.arange(n), :, dy, dx]  # (N, C, H, W): one window per image
 
 
-def random_flip(x, rng=None):
+def random_flip(x: np.ndarray, rng: Seed = None) -> np.ndarray:
     """Mirror each image left-right with probability 1/2: ``(N, C, H, W)`` -> same."""
     x = _images(x)
     flip = np.random.default_rng(rng).random(len(x)) < 0.5
@@ -137,7 +147,7 @@ def random_flip(x, rng=None):
     return out
 
 
-def augment_crop_flip(x, rng):
+def augment_crop_flip(x: np.ndarray, rng: Seed) -> np.ndarray:
     """Standard CIFAR augmentation: :func:`random_crop` (padding 4), then :func:`random_flip`."""
     return random_flip(random_crop(x, 4, rng), rng)
 
@@ -154,8 +164,9 @@ class DataLoader:
     when the loader is made (``check_inputs=False`` skips the check).
     """
 
-    def __init__(self, x, y, batch_size, shuffle=True, augment=False, drop_last=False, rng=None,
-                 check_inputs=True):
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = True,
+                 augment: bool | Callable[[np.ndarray, np.random.Generator], np.ndarray] = False,
+                 drop_last: bool = False, rng: Seed = None, check_inputs: bool = True) -> None:
         _same_length(x, y)
         if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -167,12 +178,12 @@ class DataLoader:
         if check_inputs:
             check_normalized(x, "DataLoader: the inputs x", stacklevel=2)
 
-    def __len__(self):
+    def __len__(self) -> int:
         """Batches per epoch."""
         full, rest = divmod(len(self.x), self.batch_size)
         return full + (1 if rest and not self.drop_last else 0)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         n = len(self.x)
         order = self.rng.permutation(n) if self.shuffle else np.arange(n)
         for start in range(0, len(self) * self.batch_size, self.batch_size):

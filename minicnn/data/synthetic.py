@@ -7,6 +7,8 @@ random, so the average image of every class is the same flat grey: a linear clas
 on raw pixels has almost nothing to hold on to, while a small conv-relu-pool net can
 learn the local edge, corner and frequency detectors that tell the classes apart.
 """
+from __future__ import annotations
+
 import numpy as np
 
 SIZE = 32
@@ -26,7 +28,8 @@ _CHUNK = 4096
 _YY, _XX = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
 
 
-def synthetic_cifar(n, seed=0):
+def synthetic_cifar(n: int, seed: int | np.random.SeedSequence | None = 0,
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Make ``n`` images: ``x`` uint8 ``(n, 3, 32, 32)``, ``y`` int64 ``(n,)`` in ``0..9``.
 
     Class ``k`` is ``SYNTHETIC_CLASSES[k]``: shapes 0 disc, 1 ring, 2 square outline,
