@@ -26,11 +26,14 @@ The file format is in :mod:`minicnn.training.checkpoint`.
 run would: same seed, bit-identical weights and history (on the same machine with the
 same number of BLAS threads, which can change the rounding of matrix products).
 """
+from __future__ import annotations
+
 import math
 import os
 import signal
 import threading
 import time
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -47,6 +50,11 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .history import History
+
+if TYPE_CHECKING:
+    from ..layers import Layer
+    from ..losses import Loss
+    from ..optim import Optimizer
 
 #: The files of a run folder (their stale temp files are removed when ``fit`` starts).
 RUN_FILES = ("config.json", "history.json", "history.csv", CHECKPOINT, BEST, "loss.png",
@@ -85,7 +93,7 @@ class Interrupted(KeyboardInterrupt):
         self.resumable = resumable
 
 
-def predict(model, x, batch_size=500):
+def predict(model: Layer, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """Class scores (N, C) for inputs x (N, ...), computed in eval mode, batch by batch,
     under ``no_grad()``: no layer keeps a cache (a backward afterwards is an error).
 
@@ -102,15 +110,20 @@ def predict(model, x, batch_size=500):
             m.training = training
 
 
-def evaluate(model, loss_fn, x, y, batch_size=500):
+def evaluate(model: Layer, loss_fn: Loss, x: np.ndarray, y: np.ndarray,
+             batch_size: int = 500) -> tuple[float, float]:
     """Mean loss and accuracy of ``model`` on ``(x, y)`` in eval mode: ``(loss, acc)`` floats."""
     scores = predict(model, x, batch_size)
     return loss_fn(scores, y), float(np.mean(scores.argmax(axis=1) == y))
 
 
-def fit(model, loss_fn, optimizer, train_data, val_data, epochs, batch_size, *,
-        schedule=None, augment=False, seed=0, out_dir=None, resume=False, drop_last=True,
-        eval_batch_size=500, progress="bar", config=None):
+def fit(model: Layer, loss_fn: Loss, optimizer: Optimizer,
+        train_data: tuple[np.ndarray, np.ndarray], val_data: tuple[np.ndarray, np.ndarray],
+        epochs: int, batch_size: int, *, schedule: Any = None,
+        augment: bool | Callable[[np.ndarray, np.random.Generator], np.ndarray] = False,
+        seed: int | np.random.SeedSequence = 0, out_dir: str | os.PathLike | None = None,
+        resume: bool = False, drop_last: bool = True, eval_batch_size: int = 500,
+        progress: str | bool = "bar", config: dict | None = None) -> History:
     """Train ``model`` with minibatches for ``epochs`` epochs and return a :class:`History`.
 
     Inputs:
