@@ -408,3 +408,40 @@ def test_report_command_into_an_unwritable_folder(run):
                             env=dict(os.environ, PYTHONPATH=ROOT), timeout=300)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr == "minicnn-report: error: cannot write '/sys/report.png': Permission denied\n"
+
+
+def test_preset_fills_the_recipe_and_flags_given_win(monkeypatch):
+    from minicnn.training import cli
+    monkeypatch.setattr(cli, "find_fashion_mnist", lambda root=None: "/somewhere")
+    config = cli.new_config(cli.parse_args(["--preset", "fashion"]))
+    assert {k: config[k] for k in ("dataset", "model", "epochs", "batch_size", "optimizer",
+                                   "lr", "weight_decay", "schedule", "augment", "num_train")} == {
+        "dataset": "fashion-mnist", "model": "vgg_small", "epochs": 10, "batch_size": 128,
+        "optimizer": "nesterov", "lr": 0.1, "weight_decay": 5e-4, "schedule": "cosine",
+        "augment": "flip", "num_train": None}
+    config = cli.new_config(cli.parse_args(["--preset", "fashion", "--epochs", "3", "--lr", "0.05",
+                                            "--augment", "--widths", "8,16"]))
+    assert config["epochs"] == 3 and config["lr"] == 0.05 and config["augment"] is True
+    assert config["model_args"] == {"in_channels": 1, "widths": [8, 16]}
+    plain = cli.new_config(cli.parse_args(["--dataset", "fashion-mnist"]))
+    assert plain["num_train"] == 10_000 and plain["epochs"] == 3 and plain["augment"] is False
+    assert cli.new_config(cli.parse_args(["--dataset", "synthetic"]))["num_train"] == 5000
+
+
+def test_widths_and_augment_names_are_checked(capsys):
+    from minicnn.training import cli
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--widths", "8,x"])
+    assert "expected positive integers separated by commas" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--widths is for vgg_small and resnet_small"):
+        cli.new_config(cli.parse_args(["--dataset", "synthetic", "--model", "linear",
+                                       "--widths", "8"]))
+
+
+def test_named_augmentations():
+    from minicnn.data import augment_crop_flip, random_flip
+    from minicnn.training.runs import augment_crop, augmentation
+    assert augmentation({"dataset": "fashion-mnist", "augment": "flip"}) is random_flip
+    assert augmentation({"dataset": "fashion-mnist", "augment": True}) is augment_crop_flip
+    assert augmentation({"dataset": "mnist", "augment": True}) is augment_crop
+    assert augmentation({"dataset": "mnist", "augment": False}) is False

@@ -32,6 +32,7 @@ from .checkpoint import BEST, CHECKPOINT, check_resume_config, load_weights, rea
 from .history import History
 from .loop import Interrupted, evaluate, fit
 from .runs import (
+    AUGMENTATIONS,
     CONFIG_SCHEMA,
     DATASETS,
     OPTIMIZERS,
@@ -48,8 +49,21 @@ from .runs import (
     seeds,
 )
 
-DEFAULTS = dict(model="vgg_small", epochs=5, batch_size=64, optimizer="adam",
-                num_train=5000, num_val=1000)
+#: What a flag not given means (after the data set's defaults and a --preset).
+DEFAULTS = dict(model="vgg_small", widths=None, epochs=5, batch_size=64, optimizer="adam",
+                weight_decay=0.0, schedule="cosine", augment=False, num_train=None,
+                num_val=1000, dtype="float32")
+#: Per data set: a first run of a minute or two (CIFAR-10: all of it).
+DATASET_DEFAULTS = {"synthetic": dict(num_train=5000),
+                    "fashion-mnist": dict(num_train=10_000, epochs=3),
+                    "mnist": dict(num_train=10_000, epochs=3)}
+#: Named recipes (``--preset NAME``): each sets the flags it names; a flag given on the
+#: command line wins. "fashion" is the measured recipe of the README's Fashion-MNIST table.
+PRESETS = {
+    "fashion": dict(dataset="fashion-mnist", model="vgg_small", epochs=10, batch_size=128,
+                    optimizer="nesterov", lr=0.1, weight_decay=5e-4, schedule="cosine",
+                    augment="flip", num_train=None),
+}
 
 
 def parse_args(argv=None):
@@ -63,32 +77,45 @@ def parse_args(argv=None):
     p.add_argument("--download", action="store_true",
                    help="download the data set if missing (CIFAR-10: 163 MB, Fashion-MNIST and "
                         "MNIST: about 30 MB each), verified by its published checksums")
-    p.add_argument("--model", default=DEFAULTS["model"], choices=sorted(MODELS),
-                   help="network from minicnn.models.MODELS (default: %(default)s)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="a measured recipe; flags given beside it win. fashion: "
+                        + _describe(PRESETS["fashion"]))
+    p.add_argument("--model", default=None, choices=sorted(MODELS),
+                   help=f"network from minicnn.models.MODELS (default: {DEFAULTS['model']})")
+    p.add_argument("--widths", type=_widths, default=None,
+                   help="channels per stage of vgg_small or resnet_small, e.g. 32,64,128 "
+                        "(default: the model's, 16,32,64)")
     p.add_argument("--epochs", type=int, default=None,
-                   help=f"number of epochs (default: {DEFAULTS['epochs']}; with --resume: "
-                        f"train on up to this many)")
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"],
-                   help="default: %(default)s")
-    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=DEFAULTS["optimizer"],
-                   help="default: %(default)s (sgd uses momentum 0.9)")
+                   help=f"number of epochs (default: {DEFAULTS['epochs']}, 3 on Fashion-MNIST and "
+                        "MNIST; with --resume: train on up to this many)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"default: {DEFAULTS['batch_size']}")
+    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=None,
+                   help=f"default: {DEFAULTS['optimizer']} (sgd: momentum 0.9; nesterov: SGD "
+                        "with Nesterov momentum 0.9)")
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (default: sgd 0.05, adam/adamw 0.003, rmsprop 0.001; "
                         "use about a third of it for three_layer_convnet)")
-    p.add_argument("--weight-decay", type=float, default=0.0, help="default: %(default)s")
-    p.add_argument("--schedule", choices=["none", "step", "cosine"], default="cosine",
-                   help="per-epoch learning-rate schedule (default: %(default)s)")
-    p.add_argument("--augment", action="store_true", help="random crops and horizontal flips")
+    p.add_argument("--weight-decay", type=float, default=None,
+                   help=f"default: {DEFAULTS['weight_decay']}")
+    p.add_argument("--schedule", choices=["none", "step", "cosine"], default=None,
+                   help=f"per-epoch learning-rate schedule (default: {DEFAULTS['schedule']})")
+    p.add_argument("--augment", nargs="?", const=True, default=None,
+                   choices=[True, *AUGMENTATIONS],
+                   help="--augment alone: the data set's own (random crops and horizontal flips; "
+                        "crops only on MNIST digits); or name one: none, flip, crop, crop-flip "
+                        "(default: none)")
     p.add_argument("--num-train", type=int, default=None,
-                   help=f"train on this many images (default: all of CIFAR-10, "
-                        f"{DEFAULTS['num_train']} synthetic)")
-    p.add_argument("--num-val", type=int, default=DEFAULTS["num_val"],
-                   help="images held out from training for validation (default: %(default)s)")
+                   help="train on this many images (default: all of CIFAR-10, 10,000 of "
+                        "Fashion-MNIST and MNIST, 5,000 synthetic)")
+    p.add_argument("--num-val", type=int, default=None,
+                   help="images held out from training for validation "
+                        f"(default: {DEFAULTS['num_val']})")
     p.add_argument("--num-test", type=int, default=None,
                    help="evaluate on this many test images (default: all 10,000 of CIFAR-10, "
                         "2000 synthetic)")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32",
-                   help="default: %(default)s")
+    p.add_argument("--dtype", choices=["float32", "float64"], default=None,
+                   help=f"default: {DEFAULTS['dtype']}")
     p.add_argument("--seed", type=int, default=0,
                    help="seeds the initial weights and the data order (default: %(default)s)")
     p.add_argument("--out", default=None, help="run folder (default: runs/<timestamp>)")
@@ -127,6 +154,23 @@ def parse_args(argv=None):
     return args
 
 
+def _widths(text):
+    """``"32,64,128"`` -> [32, 64, 128] (for argparse)."""
+    try:
+        widths = [int(w) for w in text.split(",")]
+    except ValueError:
+        widths = []
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, "
+                                         f"e.g. 32,64,128, got {text!r}")
+    return widths
+
+
+def _describe(preset):
+    """The flags a preset stands for, e.g. "--dataset fashion-mnist --epochs 10 ..."."""
+    return " ".join(f"{flag(k)} {v}" for k, v in preset.items() if v is not None)
+
+
 def flag(name):
     """The command-line flag of a config field: ``num_train`` -> ``--num-train``."""
     return "--" + name.replace("_", "-")
@@ -162,8 +206,10 @@ def _fresh_command(run_dir):
         return f"python train.py --out {run_dir} (with the flags it had)"
     words = ["python train.py", f"--out {run_dir}"]
     for key, value in config.items():
-        if key == "model_args":
-            continue  # follows from --model and --dataset (and --preset)
+        if key == "model_args":  # follows from --model and --dataset, but for the widths
+            if value and value.get("widths"):
+                words.append("--widths " + ",".join(map(str, value["widths"])))
+            continue
         if key == "dataset" and value is not None:
             words.append(f"--dataset {value}")
         elif isinstance(value, bool):
@@ -215,16 +261,30 @@ def download_if_missing(dataset, data_dir):
 
 
 def new_config(args):
-    """The config of a new run from the flags (nothing is downloaded or written yet)."""
+    """The config of a new run from the flags (nothing is downloaded or written yet): a
+    flag given wins over the --preset, which wins over the data set's defaults and then
+    :data:`DEFAULTS`."""
+    preset = PRESETS.get(args.preset, {})
+    if args.dataset == "auto" and "dataset" in preset:
+        args.dataset = preset["dataset"]
     dataset = resolve_dataset(args)
-    num_train = args.num_train or (DEFAULTS["num_train"] if dataset == "synthetic" else None)
-    return dict(dataset=dataset, data_dir=args.data_dir, model=args.model,
-                model_args=default_model_args(args.model, dataset),
-                epochs=DEFAULTS["epochs"] if args.epochs is None else args.epochs,
-                batch_size=args.batch_size, lr=args.lr or OPTIMIZERS[args.optimizer][1],
-                optimizer=args.optimizer, weight_decay=args.weight_decay,
-                schedule=args.schedule, augment=args.augment, num_train=num_train,
-                num_val=args.num_val, num_test=args.num_test, dtype=args.dtype, seed=args.seed)
+    chosen = {**DEFAULTS, **DATASET_DEFAULTS.get(dataset, {}), **preset,
+              **{k: v for k, v in vars(args).items() if v is not None and k in DEFAULTS}}
+    model, widths = chosen["model"], chosen["widths"]
+    model_args = default_model_args(model, dataset)
+    if widths is not None:
+        if model not in ("vgg_small", "resnet_small"):
+            raise ValueError(f"--widths is for vgg_small and resnet_small, not {model}")
+        model_args["widths"] = list(widths)
+    optimizer = chosen["optimizer"]
+    return dict(dataset=dataset, data_dir=args.data_dir, model=model, model_args=model_args,
+                epochs=chosen["epochs"], batch_size=chosen["batch_size"],
+                lr=args.lr or preset.get("lr") or OPTIMIZERS[optimizer][1], optimizer=optimizer,
+                weight_decay=chosen["weight_decay"], schedule=chosen["schedule"],
+                augment=False if chosen["augment"] == "none" else chosen["augment"],
+                num_train=chosen["num_train"],
+                num_val=chosen["num_val"], num_test=args.num_test, dtype=chosen["dtype"],
+                seed=args.seed)
 
 
 def new_run_dir(out):

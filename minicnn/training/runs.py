@@ -36,6 +36,7 @@ from ..data import (
     load_mnist,
     normalize,
     random_crop,
+    random_flip,
     synthetic_cifar,
     train_val_split,
 )
@@ -46,7 +47,7 @@ from ..serialization import atomic_path
 from .checkpoint import BEST, CHECKPOINT, load_weights
 from .history import History
 from .schedules import make_schedule
-from .schema import Rule, boolean, check_record, choice, integer, number, text
+from .schema import Rule, check_record, choice, integer, number, text
 
 try:
     import resource
@@ -55,8 +56,8 @@ except ImportError:  # not on Windows
 
 #: Optimizer name -> (class, default learning rate of train.py, tuned for vgg_small;
 #: three_layer_convnet wants about a third of it).
-OPTIMIZERS = {"sgd": (SGD, 0.05), "adam": (Adam, 3e-3), "adamw": (AdamW, 3e-3),
-              "rmsprop": (RMSprop, 1e-3)}
+OPTIMIZERS = {"sgd": (SGD, 0.05), "nesterov": (SGD, 0.05), "adam": (Adam, 3e-3),
+              "adamw": (AdamW, 3e-3), "rmsprop": (RMSprop, 1e-3)}
 SYNTHETIC_TEST_SIZE = 2000
 SYNTHETIC_TRAIN_SIZE = 5000  # num_train when config.json says null
 _SYNTHETIC_SEEDS = (0, 1)  # fixed, so every synthetic run sees the same images
@@ -65,6 +66,11 @@ MAX_LR = 10.0
 def augment_crop(x, rng):
     """Digits are not mirror images of each other: :func:`random_crop` (padding 4) only."""
     return random_crop(x, 4, rng)
+
+
+#: ``augment`` in config.json: true (the data set's own), false, or one of these names.
+AUGMENTATIONS = {"none": False, "flip": random_flip, "crop": augment_crop,
+                 "crop-flip": augment_crop_flip}
 
 
 class Dataset(NamedTuple):
@@ -111,7 +117,8 @@ CONFIG_SCHEMA = {
     "optimizer": choice(*sorted(OPTIMIZERS)),
     "weight_decay": number(0, 1),
     "schedule": choice("none", "step", "cosine"),
-    "augment": boolean(),
+    "augment": Rule("true, false or one of " + ", ".join(repr(a) for a in AUGMENTATIONS),
+                    lambda v, _: isinstance(v, bool) or (isinstance(v, str) and v in AUGMENTATIONS)),
     "num_train": integer(1, nullable=True),
     "num_val": integer(1),
     "num_test": integer(1, nullable=True),
@@ -283,14 +290,19 @@ def build_model_for(config, num_classes=10):
 
 
 def augmentation(config):
-    """The ``augment`` argument of ``fit`` for a run: the data set's augmentation or False."""
-    return DATASETS[config["dataset"]].augment if config["augment"] else False
+    """The ``augment`` argument of ``fit`` for a run: ``true`` is the data set's own (crops
+    and flips; crops only for MNIST digits), a name picks one of :data:`AUGMENTATIONS`."""
+    augment = config["augment"]
+    if isinstance(augment, str):
+        return AUGMENTATIONS[augment]
+    return DATASETS[config["dataset"]].augment if augment else False
 
 
 def build_optimizer(model, config):
-    """The run's optimizer over ``model.parameters()`` (SGD gets momentum 0.9)."""
+    """The run's optimizer over ``model.parameters()`` (SGD gets momentum 0.9, Nesterov's
+    for "nesterov")."""
     cls, _ = OPTIMIZERS[config["optimizer"]]
-    extra = {"momentum": 0.9} if cls is SGD else {}
+    extra = {"momentum": 0.9, "nesterov": config["optimizer"] == "nesterov"} if cls is SGD else {}
     return cls(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"], **extra)
 
 
