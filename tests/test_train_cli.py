@@ -278,8 +278,8 @@ def test_hand_edited_config_gives_one_line_through_evaluate(run, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({**config, "augment": "no"}))
     (tmp_path / "best.npz").write_bytes((out / "best.npz").read_bytes())
     line = one_error_line(train_py("--evaluate", tmp_path / "best.npz", check=False), 1)
-    assert line == (f"train.py: error: {tmp_path / 'config.json'}: field 'augment' must be true "
-                    f"or false, got 'no' (a str)")
+    assert line == (f"train.py: error: {tmp_path / 'config.json'}: field 'augment' must be true, "
+                    f"false or one of 'none', 'flip', 'crop', 'crop-flip', got 'no' (a str)")
 
 
 @pytest.mark.parametrize("flags, message", [
