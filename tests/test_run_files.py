@@ -49,8 +49,8 @@ _DROP = object()
     (edited(dtype="float99"), "field 'dtype' must be one of 'float32', 'float64', got 'float99'"),
     (edited(lr="fast"), "field 'lr' must be a finite number > 0 and <= 10.0, got 'fast' (a str)"),
     (edited(lr=1e38), "field 'lr' must be a finite number > 0 and <= 10.0, got 1e+38"),
-    (edited(optimizer="lbfgs"), "field 'optimizer' must be one of 'adam', 'adamw', 'rmsprop', "
-                                "'sgd', got 'lbfgs'"),
+    (edited(optimizer="lbfgs"), "field 'optimizer' must be one of 'adam', 'adamw', 'nesterov', "
+                                "'rmsprop', 'sgd', got 'lbfgs'"),
     (edited(model=_DROP), "field 'model' is missing"),
     (edited(seed=_DROP), "field 'seed' is missing"),
     (edited(seed=-1), "field 'seed' must be an integer >= 0, got -1"),
