@@ -14,6 +14,7 @@ conv's output is batch-last, see :mod:`.conv`). Measurements: docs/performance.m
 """
 import numpy as np
 
+from . import buffers
 from .caches import AvgPoolCache, GlobalAvgPoolCache, MaxPoolCache
 from .conv import window
 
@@ -75,7 +76,7 @@ def _spread(like, kernel, stride, out_hw, put, add, write_first=True):
     """
     (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_hw
     tiled = write_first and kh >= sh and kw >= sw
-    dxp = np.empty_like(like)
+    dxp = buffers.empty_like(like)
     if tiled:
         dxp[:, :, sh * oh:] = 0
         dxp[:, :, :sh * oh, sw * ow:] = 0
@@ -114,8 +115,9 @@ def max_pool2d_forward(x, kernel, stride, padding=(0, 0), ceil_mode=False):
     (oh, ow), extra = pool_geometry(x.shape, kernel, stride, padding, ceil_mode)
     xp = _pad(x, padding, extra, -np.inf)
     wins = [window(xp, i, j, oh, ow, stride) for i, j in _offsets(kernel)]
-    out = np.maximum(wins[0], wins[1]) if len(wins) > 1 else wins[0].copy(order="K")
-    for win in wins[2:]:
+    out = buffers.empty_like(wins[0])  # laid out like x
+    np.copyto(out, wins[0])
+    for win in wins[1:]:
         np.maximum(out, win, out=out)
     return out, MaxPoolCache(xp, out, x.shape, kernel, stride, padding)
 
