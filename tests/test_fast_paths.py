@@ -4,7 +4,10 @@ with ties and overlapping windows.
 
 Fast paths under test:
 - conv: im2col / col2im one band of output rows at a time (``BAND_BYTES``), padding
-  never materialised, the batch axis last in memory;
+  never materialised, the batch axis last in memory; the backward's gather route (dx as
+  a convolution of dout, dw from the same columns) against the scatter route;
+- the pool of recycled arrays (``functional.buffers``): an array anyone holds is never
+  handed out again;
 - pooling backward: the first sh x sw kernel offsets written instead of added
   (``_spread(write_first=True)``), which for non-overlapping pooling adds nothing;
 - every kernel on inputs of any memory layout (C-contiguous, a conv's (C, H, W, N)
@@ -132,6 +135,112 @@ def test_conv_layer_reuses_its_band_buffer_across_batch_sizes():
         ndx, ndw, _ = R.conv2d_backward(dout, ref_cache)
         np.testing.assert_allclose(dx, ndx, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(layer.weight.grad, ndw, rtol=1e-12, atol=1e-12)
+
+
+# -- conv backward: the gather route ---------------------------------------------------
+def gather_cases():
+    """Random stride-1 convs with F <= C: shapes, non-square kernels, every padding that
+    the gather route takes (0 .. k - 1 per axis)."""
+    rng = np.random.default_rng(11)
+    cases = []
+    for _ in range(12):
+        kh, kw = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        ph, pw = int(rng.integers(0, kh)), int(rng.integers(0, kw))
+        C = int(rng.integers(1, 5))
+        Fo = int(rng.integers(1, C + 1))
+        H = int(rng.integers(max(1, kh - 2 * ph), 9))
+        W = int(rng.integers(max(1, kw - 2 * pw), 9))
+        cases.append(((int(rng.integers(1, 4)), C, H, W), Fo, (kh, kw), (ph, pw)))
+    return cases
+
+
+@pytest.mark.parametrize("shape, Fo, kernel, padding", gather_cases())
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("band_bytes", [1, 1 << 40])
+def test_conv_gather_route_matches_the_loops(monkeypatch, shape, Fo, kernel, padding, dtype,
+                                            band_bytes):
+    monkeypatch.setattr(conv_mod, "BAND_BYTES", band_bytes)
+    assert conv_mod.dx_by_gather(kernel, (1, 1), padding, (shape[1], Fo))
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((Fo, shape[1]) + kernel).astype(dtype)
+    out, cache = F.conv2d_forward(x, w, None, (1, 1), padding)
+    dout = in_layout(rng.standard_normal(out.shape).astype(dtype), "chwn")
+    got = F.conv2d_backward(dout, cache)
+    want = R.conv2d_backward(dout.astype(np.float64), R.conv2d_forward(
+        x.astype(np.float64), w.astype(np.float64), None, (1, 1), padding)[1])
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-5)
+    for g, r in zip(got, want):
+        assert g.dtype == dtype
+        np.testing.assert_allclose(g, r, **tol)
+    assert got[0].transpose(1, 2, 3, 0).flags.c_contiguous  # dx comes back batch-last
+
+
+@pytest.mark.parametrize("shape, Fo, kernel, padding", gather_cases()[:6])
+def test_conv_gather_and_scatter_routes_agree(monkeypatch, shape, Fo, kernel, padding):
+    rng = np.random.default_rng(13)
+    x, w = rng.standard_normal(shape), rng.standard_normal((Fo, shape[1]) + kernel)
+    out, cache = F.conv2d_forward(x, w, None, (1, 1), padding)
+    dout = rng.standard_normal(out.shape)
+    gather = F.conv2d_backward(dout, cache)
+    monkeypatch.setattr(conv_mod, "dx_by_gather", lambda *args: False)
+    scatter = F.conv2d_backward(dout, cache)
+    for g, s in zip(gather, scatter):
+        np.testing.assert_allclose(g, s, rtol=1e-12, atol=1e-12)
+
+
+def test_conv_routes_as_measured():
+    """Gather for dx of stride-1 convs with F <= C; scatter otherwise."""
+    assert conv_mod.dx_by_gather((3, 3), (1, 1), (1, 1), (32, 32))
+    assert conv_mod.dx_by_gather((3, 3), (1, 1), (1, 1), (64, 32))
+    assert not conv_mod.dx_by_gather((3, 3), (1, 1), (1, 1), (16, 32))  # more filters
+    assert not conv_mod.dx_by_gather((3, 3), (2, 2), (1, 1), (32, 32))  # strided
+    assert not conv_mod.dx_by_gather((3, 3), (1, 1), (3, 3), (32, 32))  # padding >= kernel
+    assert not conv_mod.dx_by_gather((3, 3), (1, 1), (1, 1), (32, 32), input_grad=False)
+
+
+# -- the pool of recycled arrays -----------------------------------------------------------
+def test_buffers_never_hand_out_an_array_someone_holds():
+    from minicnn.functional import buffers
+    shape = (buffers.MIN_BYTES // 8 + 1,)
+    a = buffers.empty(shape, np.float64)
+    b = buffers.empty(shape, np.float64)
+    assert a is not b
+    view = a[::2]
+    del a
+    c = buffers.empty(shape, np.float64)  # a is referenced by its view: not free
+    assert c is not view.base and c is not b
+    del view
+    d = buffers.empty(shape, np.float64)  # now a is free again
+    assert d is not b and d is not c
+    assert buffers.empty((3,), np.float64) is not buffers.empty((3,), np.float64)
+
+
+def test_outputs_a_caller_keeps_survive_later_steps():
+    """A layer's output that the caller holds is never overwritten by a later forward."""
+    rng = np.random.default_rng(14)
+    conv, relu, pool = Conv2D(3, 8, 3, padding=1, seed=0), ReLU(), MaxPool2D(2)
+    x = rng.standard_normal((16, 3, 32, 32)).astype(np.float32)
+    first = [conv(x)]
+    first += [relu(first[0])]
+    first += [pool(first[1])]
+    kept = [a.copy() for a in first]
+    for _ in range(3):
+        y = pool(relu(conv(x * 2)))
+        conv.backward(relu.backward(pool.backward(np.ones_like(y))))
+    for a, k in zip(first, kept):
+        np.testing.assert_array_equal(a, k)
+
+
+def test_pool_is_off_when_switched_off_and_under_no_grad():
+    from minicnn import no_grad
+    from minicnn.functional import buffers
+    before = buffers.pooled_bytes()
+    with buffers.enabled(False):
+        buffers.empty((buffers.MIN_BYTES,), np.uint8)
+    with no_grad():  # inference leaves nothing behind
+        buffers.empty((buffers.MIN_BYTES,), np.uint8)
+    assert buffers.pooled_bytes() == before
 
 
 # -- max pooling -----------------------------------------------------------------------
