@@ -368,6 +368,30 @@ def test_layers_hand_out_batch_last_layout_and_take_any():
     assert dx.shape == x.shape and dx.dtype == np.float32
 
 
+def test_gradients_come_back_batch_last_through_flatten_linear_and_global_pooling():
+    """Linear's dx has its input's memory order, so Flatten hands a pooling layer a
+    batch-last gradient; global average pooling's dx is batch-last too: no layer behind
+    them has to mix layouts."""
+    from minicnn.layers import Flatten, GlobalAvgPool2D, Linear
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((6, 3, 8, 8)).astype(np.float32)
+    conv, pool, flat = Conv2D(3, 4, 3, padding=1, seed=0), MaxPool2D(2), Flatten()
+    lin = Linear(4 * 4 * 4, 5, seed=0)
+    y = lin(flat(pool(conv(x))))
+    dflat = lin.backward(np.ones_like(y))
+    ref = np.ones((6, 5), np.float32) @ lin.weight.data
+    np.testing.assert_allclose(dflat, ref, rtol=1e-6)
+    assert flat.backward(dflat).transpose(1, 2, 3, 0).flags.c_contiguous
+    gap = GlobalAvgPool2D()
+    out = gap(pool(conv(x)))
+    dx = gap.backward(np.ones_like(out))
+    assert dx.transpose(1, 2, 3, 0).flags.c_contiguous
+    np.testing.assert_allclose(dx, np.full(dx.shape, 1 / 16, np.float32))
+    lin2 = Linear(7, 2, seed=0)  # a plain C-contiguous input keeps its order
+    lin2(rng.standard_normal((3, 7)).astype(np.float32))
+    assert lin2.backward(np.ones((3, 2), np.float32)).flags.c_contiguous
+
+
 # -- the benchmark runs ------------------------------------------------------------------
 def test_benchmark_quick_smoke(tmp_path):
     """``benchmarks/run.py --quick`` on a tiny batch, without PyTorch: it runs and prints

@@ -140,27 +140,33 @@ def max_pool2d_backward(dout, cache, ties="split"):
     """
     xp, out, shape, kernel, stride, padding = cache
     oh, ow = out.shape[2:]
-    winners = [window(xp, i, j, oh, ow, stride) == out for i, j in _offsets(kernel)]
+    like_out = lambda dtype: buffers.empty_like(out, dtype)  # pooled, laid out like out
+    winners = [np.equal(window(xp, i, j, oh, ow, stride), out, out=like_out(bool))
+               for i, j in _offsets(kernel)]
     if ties == "split":
-        count = winners[0].astype(dout.dtype)
+        count = like_out(dout.dtype)
+        np.copyto(count, winners[0])
         for w in winners[1:]:
             count += w
         share = np.divide(dout, count, out=count)  # >= 1 winner per window (none if it holds a NaN)
     elif ties == "first":
-        taken = winners[0].copy(order="K")
+        taken = like_out(bool)
+        np.copyto(taken, winners[0])
         for w in winners[1:]:
             np.greater(w, taken, out=w)  # a winner only if no earlier offset won
             taken |= w
         share = dout
     else:
         raise ValueError(f"max_pool2d: ties must be 'split' or 'first', got {ties!r}")
-    tmp = np.empty_like(share)
+    tmp = []  # scratch for the offsets that add (overlapping windows), made when first needed
 
     def put(k, dst):
         np.multiply(winners[k], share, out=dst)
 
     def add(k, dst):
-        dst += np.multiply(winners[k], share, out=tmp)
+        if not tmp:
+            tmp.append(like_out(share.dtype))
+        dst += np.multiply(winners[k], share, out=tmp[0])
 
     return _crop(_spread(xp, kernel, stride, (oh, ow), put, add), shape, padding)
 
@@ -235,7 +241,11 @@ def global_avg_pool2d_forward(x):
 def global_avg_pool2d_backward(dout, cache):
     """dout: (N, C) -> dx: (N, C, H, W), each position receives dout[n, c] / (H * W).
 
-    One broadcast; loop version: :func:`minicnn.functional.reference.global_avg_pool2d_backward`.
+    One broadcast into a batch-last array ((C, H, W, N) in memory, the layout of the
+    conv and pooling outputs this layer follows, so their backward reads it without
+    mixing layouts); loop version: :func:`minicnn.functional.reference.global_avg_pool2d_backward`.
     """
     N, C, H, W = cache.x_shape
-    return np.broadcast_to((dout / (H * W))[:, :, None, None], cache.x_shape).copy()
+    dx = np.empty((C, H, W, N), dtype=dout.dtype)
+    dx[...] = (dout.T / (H * W))[:, None, None, :]
+    return dx.transpose(3, 0, 1, 2)
