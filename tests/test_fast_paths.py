@@ -401,8 +401,10 @@ def test_benchmark_quick_smoke(tmp_path):
     res = subprocess.run(
         [sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), "--quick", "--no-torch",
          "--batch-size", "2", "--repeats", "1", "--epoch-images", "2", "--no-memory",
-         "--output", str(out)],
+         "--fashion-images", "8", "--output", str(out)],
         capture_output=True, text=True, timeout=120, env=env)
     assert res.returncode == 0, res.stderr
     text = out.read_text()
     assert "| MaxPool2D 2x2/2 fwd+bwd |" in text and "train step" in text
+    assert "train step: vgg_small, 1x28x28" in text and "Fashion-MNIST epoch" in text
+    assert "Targets:" in text
