@@ -133,16 +133,19 @@ def _band_plan(k, rows, row_cols, dtype, buf=None):
     return [(b, min(b + per, rows)) for b in range(0, rows, per)], buf
 
 
-def _conv_gemm(xc, w2, kernel, stride, padding, out_hw, cols, out):
-    """out (F, H' * W' * N) = w2 (F, C*kh*kw) @ im2col(xc), one band of output rows at a
-    time (each band's columns built in ``cols`` and multiplied while still in cache);
-    returns the band buffer, which the caller may keep for the next call."""
+def _conv_gemm(xc, w2, kernel, stride, padding, out_hw, cols, out, bias=None):
+    """out (F, H' * W' * N) = w2 (F, C*kh*kw) @ im2col(xc) (+ bias), one band of output
+    rows at a time (each band's columns built in ``cols`` and multiplied, and the bias
+    added, while still in cache); returns the band buffer, which the caller may keep."""
     oh, ow = out_hw
     N = xc.shape[3]
     bands, cols = _band_plan(w2.shape[1], oh, ow * N, xc.dtype, cols)
     for b0, b1 in bands:
         band_cols = im2col(xc, kernel, stride, padding, out_hw, (b0, b1), out=cols)
-        np.matmul(w2, band_cols.reshape(w2.shape[1], -1), out=out[:, b0 * ow * N:b1 * ow * N])
+        band = out[:, b0 * ow * N:b1 * ow * N]
+        np.matmul(w2, band_cols.reshape(w2.shape[1], -1), out=band)
+        if bias is not None:
+            band += bias[:, None]
     return cols
 
 
@@ -171,9 +174,7 @@ def conv2d_forward(x, w, b, stride=(1, 1), padding=(0, 0), cols=None):
     ow = conv_output_size(W, kw, stride[1], padding[1])
     xc = np.ascontiguousarray(x.transpose(1, 2, 3, 0))  # no copy for a minicnn layer's output
     out = buffers.empty((F, oh * ow * N), np.result_type(x, w))
-    cols = _conv_gemm(xc, w.reshape(F, -1), (kh, kw), stride, padding, (oh, ow), cols, out)
-    if b is not None:
-        out += b[:, None]
+    cols = _conv_gemm(xc, w.reshape(F, -1), (kh, kw), stride, padding, (oh, ow), cols, out, b)
     out = out.reshape(F, oh, ow, N).transpose(3, 0, 1, 2)
     return out, ConvCache(xc.transpose(3, 0, 1, 2), w, stride, padding, cols)
 

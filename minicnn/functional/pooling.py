@@ -116,8 +116,11 @@ def max_pool2d_forward(x, kernel, stride, padding=(0, 0), ceil_mode=False):
     xp = _pad(x, padding, extra, -np.inf)
     wins = [window(xp, i, j, oh, ow, stride) for i, j in _offsets(kernel)]
     out = buffers.empty_like(wins[0])  # laid out like x
-    np.copyto(out, wins[0])
-    for win in wins[1:]:
+    if len(wins) == 1:
+        np.copyto(out, wins[0])
+    else:
+        np.maximum(wins[0], wins[1], out=out)
+    for win in wins[2:]:
         np.maximum(out, win, out=out)
     return out, MaxPoolCache(xp, out, x.shape, kernel, stride, padding)
 
