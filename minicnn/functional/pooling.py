@@ -143,33 +143,27 @@ def max_pool2d_backward(dout, cache, ties="split"):
     """
     xp, out, shape, kernel, stride, padding = cache
     oh, ow = out.shape[2:]
-    like_out = lambda dtype: buffers.empty_like(out, dtype)  # pooled, laid out like out
-    winners = [np.equal(window(xp, i, j, oh, ow, stride), out, out=like_out(bool))
-               for i, j in _offsets(kernel)]
+    winners = [window(xp, i, j, oh, ow, stride) == out for i, j in _offsets(kernel)]
     if ties == "split":
-        count = like_out(dout.dtype)
-        np.copyto(count, winners[0])
+        count = winners[0].astype(dout.dtype)
         for w in winners[1:]:
             count += w
         share = np.divide(dout, count, out=count)  # >= 1 winner per window (none if it holds a NaN)
     elif ties == "first":
-        taken = like_out(bool)
-        np.copyto(taken, winners[0])
+        taken = winners[0].copy(order="K")
         for w in winners[1:]:
             np.greater(w, taken, out=w)  # a winner only if no earlier offset won
             taken |= w
         share = dout
     else:
         raise ValueError(f"max_pool2d: ties must be 'split' or 'first', got {ties!r}")
-    tmp = []  # scratch for the offsets that add (overlapping windows), made when first needed
+    tmp = np.empty_like(share)
 
     def put(k, dst):
         np.multiply(winners[k], share, out=dst)
 
     def add(k, dst):
-        if not tmp:
-            tmp.append(like_out(share.dtype))
-        dst += np.multiply(winners[k], share, out=tmp[0])
+        dst += np.multiply(winners[k], share, out=tmp)
 
     return _crop(_spread(xp, kernel, stride, (oh, ow), put, add), shape, padding)
 
