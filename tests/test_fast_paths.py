@@ -202,18 +202,23 @@ def test_conv_routes_as_measured():
 # -- the pool of recycled arrays -----------------------------------------------------------
 def test_buffers_never_hand_out_an_array_someone_holds():
     from minicnn.functional import buffers
-    shape = (buffers.MIN_BYTES // 8 + 1,)
-    a = buffers.empty(shape, np.float64)
-    b = buffers.empty(shape, np.float64)
-    assert a is not b
+    n = buffers.MIN_BYTES // 8 + 4
+    same = np.shares_memory
+    a = buffers.empty((n,), np.float64)
+    b = buffers.empty((n,), np.float64)
+    assert not same(a, b)
     view = a[::2]
     del a
-    c = buffers.empty(shape, np.float64)  # a is referenced by its view: not free
-    assert c is not view.base and c is not b
+    c = buffers.empty((n,), np.float64)  # a is referenced by its view: not free
+    assert not same(c, view) and not same(c, b)
     del view
-    d = buffers.empty(shape, np.float64)  # now a is free again
-    assert d is not b and d is not c
-    assert buffers.empty((3,), np.float64) is not buffers.empty((3,), np.float64)
+    held = buffers.pooled_bytes()
+    d = buffers.empty((2, n // 2), np.float64)  # a is free again; any shape of its size
+    assert not same(d, b) and not same(d, c) and d.shape == (2, n // 2)
+    assert buffers.pooled_bytes() == held  # reused, not allocated
+    e = buffers.empty((n + 2,), np.float64)  # another size: never a pooled array of n
+    assert not any(same(e, o) for o in (b, c, d))
+    assert not same(buffers.empty((3,), np.float64), buffers.empty((3,), np.float64))
 
 
 def test_outputs_a_caller_keeps_survive_later_steps():

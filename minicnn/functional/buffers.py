@@ -6,8 +6,8 @@ page, and touching it the first time costs a page fault per 4 KiB; glibc hands f
 memory back after every step, so this happens again every step. Measured on vgg_small
 (batch 128, 1x28x28), about 8,000 page faults per step took 10-15% of the step's CPU time.
 
-:func:`empty` and :func:`empty_like` hand out an array from the pool when one of the
-same shape and dtype is *free*: nobody but the pool refers to it, checked with
+:func:`empty` and :func:`empty_like` hand out (a view of) an array from the pool when
+one of the same size and dtype is *free*: nobody but the pool refers to it, checked with
 ``sys.getrefcount`` (no caller, no cache, no view of it is alive). An array someone
 still holds is never handed out again, so reuse can't change a value anyone can see.
 Otherwise they allocate a new array and keep it in the pool. The pool holds at most
@@ -44,23 +44,26 @@ _FREE = _refs([np.empty(1)], 0)  # the count of an array only the pool holds
 
 
 def empty(shape, dtype):
-    """A C-contiguous uninitialised array of ``shape`` and ``dtype``, recycled when one is free."""
+    """A C-contiguous uninitialised array of ``shape`` and ``dtype``, recycled when a free
+    pooled array of the same dtype and size is there (any shape: the pool keeps flat
+    arrays and hands out a reshaped view, so a conv's (F, H'*W'*N) output and a
+    batch-norm's (C, H, W, N) scratch can take turns with the same memory)."""
     dtype = np.dtype(dtype)
     shape = tuple(int(s) for s in shape)
-    nbytes = dtype.itemsize * int(np.prod(shape))
-    if not _state["on"] or nbytes < MIN_BYTES or not is_grad_enabled():
+    size = int(np.prod(shape))
+    if not _state["on"] or size * dtype.itemsize < MIN_BYTES or not is_grad_enabled():
         return np.empty(shape, dtype)
     with _lock:
         for i in range(len(_pool)):
-            if _pool[i].shape == shape and _pool[i].dtype == dtype and _refs(_pool, i) == _FREE:
+            if _pool[i].size == size and _pool[i].dtype == dtype and _refs(_pool, i) == _FREE:
                 _pool.append(_pool.pop(i))  # most recently used last
-                return _pool[-1]
-        _make_room(nbytes)
-        a = np.empty(shape, dtype)
-        if _state["bytes"] + nbytes <= MAX_BYTES:
+                return _pool[-1].reshape(shape)
+        _make_room(size * dtype.itemsize)
+        a = np.empty(size, dtype)
+        if _state["bytes"] + a.nbytes <= MAX_BYTES:
             _pool.append(a)
-            _state["bytes"] += nbytes
-        return a
+            _state["bytes"] += a.nbytes
+        return a.reshape(shape)
 
 
 def _make_room(nbytes):
