@@ -8,7 +8,8 @@ three products of a training step on one im2col band as conv2d_forward/backward 
 (``_band_plan``: at most BAND_BYTES of columns): forward W (F, K) @ cols (K, P); on the
 scatter route dW = cols (K, P) @ dout^T (P, F) and dL/dcols = W^T (K, F) @ dout (F, P);
 on the gather route dW = x (C, P) @ dcols^T (P, F*k) and dx = W_flip (C, F*k) @ dcols
-(F*k, P), dcols the im2col columns of dout; K = C*kh*kw, P = the band's rows * W' * N. Medians of --repeats calls; prints the OpenBLAS kernel.
+(F*k, P), dcols the im2col columns of dout; K = C*kh*kw, P = the band's rows * W' * N.
+Medians of --repeats calls; prints the OpenBLAS kernel.
 """
 import argparse
 import os
@@ -37,7 +38,8 @@ def blas():
                          f"{p['num_threads']} threads)"
                          for p in threadpool_info() if p.get("user_api") == "blas")
     except ImportError:
-        return f"threadpoolctl not installed; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}"
+        threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
+        return f"threadpoolctl not installed; OPENBLAS_NUM_THREADS={threads}"
 
 
 def main(argv=None):

@@ -13,8 +13,15 @@ Two ideas make it fast:
   im2col moves is then a run of W' * N contiguous numbers, and the next conv or pooling
   layer reads the output without a copy.
 
+The backward pass rebuilds the columns band by band (keeping them all would cost 9x the
+input's memory for a 3x3 conv) and takes one of two routes to dL/dx: a scatter (col2im
+adds each column back onto the input positions it came from) or, for stride-1 convs where
+it measured faster, a gather (dL/dx is itself a convolution of dout, so im2col of dout and
+one GEMM write every element of dx once); see :func:`conv2d_backward`.
+
 Padding is never materialised: im2col writes zeros where a window reads padding, and
-col2im drops what falls there. Measurements: docs/performance.md.
+col2im drops what falls there. Outputs and gradients come from the pool of recycled
+arrays (:mod:`.buffers`). Measurements: docs/performance.md.
 """
 import numpy as np
 

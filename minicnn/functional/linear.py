@@ -23,10 +23,11 @@ def linear_forward(x, w, b):
 def linear_backward(dout, cache, input_grad=True):
     """dout: (N, M) -> (dx = dout w (N, D) or None, dw = dout^T x (M, D), db = sum_n dout (M,)).
 
-    Two matrix products for the whole batch, into pooled arrays (:mod:`.buffers`). dx gets x's memory order: when x is the
-    flattened batch-last map of a conv or pooling layer (column-major (N, D)), dx is
-    computed as (w^T dout^T)^T, so Flatten hands the layer before a batch-last gradient
-    without a copy. Loop version: :func:`minicnn.functional.reference.linear_backward`.
+    Two matrix products for the whole batch, into pooled arrays (:mod:`.buffers`). dx gets
+    x's memory order: when x is the flattened batch-last map of a conv or pooling layer
+    (column-major (N, D)), dx is computed as (w^T dout^T)^T, so Flatten hands the layer
+    before a batch-last gradient without a copy. Loop version:
+    :func:`minicnn.functional.reference.linear_backward`.
     """
     x, w = cache
     dtype = np.result_type(dout, x, w)
