@@ -6,8 +6,11 @@
 Prints markdown tables: the time of each operation (forward + backward) and of a
 training step (forward, loss, backward, SGD update), with the naive loops of
 minicnn.functional.reference (run on a few images, scaled linearly to the batch), minicnn, PyTorch and their ratios;
-training throughput in images/second over one epoch of synthetic data; and the peak
-memory of a training step.
+training throughput in images/second over one epoch of synthetic data; an epoch of
+Fashion-MNIST through ``fit`` against the same net and recipe in PyTorch (when the data
+files are installed: /usr/share/datasets/fashion-mnist, or --fashion-dir; --quick
+trains on a subset); the peak memory of a training step; and met/missed for every
+target of issue 14.
 
 How it measures:
 - Every framework runs in its own subprocess, never two at once, alternating between
@@ -25,8 +28,12 @@ How it measures:
   measured the same way on both sides.
 - The background CPU use of other processes during the run is reported: the machine
   may be shared, and other work slows both sides.
+- ``--clock cpu`` times with the process's CPU time instead of the wall clock, for
+  comparisons on a shared machine with ``--threads 1`` (where it leaves out the time
+  spent waiting for a CPU); with more threads it adds theirs up, so it is refused there.
 """
 import argparse
+import gzip
 import json
 import os
 import platform
@@ -55,24 +62,35 @@ OPS = {
     "conv7": dict(op="Conv2D 7x7 3->32 pad 3 fwd+bwd (no dx)", shape=(3, 32, 32), filters=32,
                   naive=(1, 4), torch_max=1.5),
     "conv3": dict(op="Conv2D 3x3 32->64 pad 1 fwd+bwd", shape=(32, 16, 16), filters=64,
-                  naive=(1, 4), torch_max=1.5),
+                  naive=(1, 4), torch_max=1.2),
     "relu": dict(op="ReLU fwd+bwd", shape=(32, 32, 32)),
     "maxpool2_nchw": dict(op="MaxPool2D 2x2/2 fwd+bwd, C-contiguous NCHW input",
                           shape=(32, 32, 32)),
 }
 STEPS = {
     "three_layer_convnet": dict(
-        op="train step: three_layer_convnet", torch_max=1.3,
+        op="train step: three_layer_convnet", torch_max=1.2, shape=(3, 32, 32),
         about="conv7x7 3->32 pad 3, ReLU, maxpool 2, linear 8192->100, ReLU, linear 10"),
     "vgg_style": dict(
-        op="train step: VGG-style", torch_max=1.6,
+        op="train step: VGG-style", torch_max=1.3, shape=(3, 32, 32),
         about="conv3x3 3->32, ReLU, conv3x3 32->32, ReLU, maxpool 2, conv3x3 32->64, ReLU, "
               "maxpool 2, linear 4096->10"),
     "vgg_small": dict(
-        op="train step: vgg_small", torch_max=None,
+        op="train step: vgg_small", torch_max=1.3, shape=(3, 32, 32),
         about="minicnn.models.vgg_small: 3 stages of 2x[conv3x3-BN-ReLU] + maxpool, "
               "global avg pool, linear"),
+    "vgg_small_gray": dict(
+        op="train step: vgg_small, 1x28x28", torch_max=1.3, shape=(1, 28, 28),
+        about="vgg_small(in_channels=1) on Fashion-MNIST-sized images"),
 }
+#: The Fashion-MNIST epoch: vgg_small(in_channels=1), Adam(lr=1e-3), batch --batch-size,
+#: one epoch through minicnn.training.fit (shuffle, batches, steps, evaluation on the
+#: test images) against the same net, weights and recipe in PyTorch.
+FASHION = dict(op="Fashion-MNIST epoch through fit (vgg_small, Adam)", torch_max=1.5,
+               files=("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                      "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+               full=(60000, 10000), quick=(2048, 1000))
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 MEMORY_MAX = 1.5
 #: What a target cell says when PyTorch was not run (not installed, or --no-torch).
 NEEDS_TORCH = "needs torch"
@@ -104,6 +122,8 @@ def build_model(name, seed=0):
                           L.Flatten(), L.Linear(64 * 8 * 8, 10, seed=rng))
     if name == "vgg_small" and vgg_small is not None:
         return vgg_small(seed=rng)
+    if name == "vgg_small_gray" and vgg_small is not None:
+        return vgg_small(in_channels=1, seed=rng)
     raise ValueError(f"model {name!r} is not available")
 
 
@@ -140,6 +160,10 @@ def waited_seconds():
     return total / 1e9
 
 
+CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
+now = time.perf_counter  # set by the worker from --clock
+
+
 def time_calls(fn, repeats, warmup=2, attempts=3):
     """[(seconds, waited), ...] for calls of fn, where ``waited`` is the fraction of the
     call its threads spent waiting for a CPU that another process held. Calls go on until
@@ -149,16 +173,16 @@ def time_calls(fn, repeats, warmup=2, attempts=3):
     samples = []
     while len(samples) < attempts * repeats and \
             sum(w < CONTENDED for _, w in samples) < repeats:
-        w0, t0 = waited_seconds(), time.perf_counter()
+        w0, t0 = waited_seconds(), now()
         fn()
-        t, w1 = time.perf_counter() - t0, waited_seconds()
+        t, w1 = now() - t0, waited_seconds()
         samples.append((t, (w1 - w0) / t if w0 is not None else 0.0))
     return samples
 
 
-def batch(B, seed=0):
+def batch(B, seed=0, shape=(3, 32, 32)):
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal((B, 3, 32, 32), dtype=np.float32),
+    return (rng.standard_normal((B,) + tuple(shape), dtype=np.float32),
             rng.integers(0, 10, size=B))
 
 
@@ -201,7 +225,7 @@ def numpy_op(name, B):
 def numpy_step(name, B):
     from minicnn.losses import SoftmaxCrossEntropy
     from minicnn.optim import SGD
-    model, (x, y) = build_model(name), batch(B)
+    model, (x, y) = build_model(name), batch(B, shape=STEPS[name]["shape"])
     loss_fn, opt = SoftmaxCrossEntropy(), SGD(model.parameters(), lr=LR)
 
     def step(x=x, y=y):
@@ -246,7 +270,7 @@ def torch_step(name, B):
     import torch
     from minicnn.export import to_torch
     model = to_torch(build_model(name)).train()
-    x, y = batch(B)
+    x, y = batch(B, shape=STEPS[name]["shape"])
     x, y = torch.from_numpy(x), torch.from_numpy(y)
     opt = torch.optim.SGD(model.parameters(), lr=LR)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -260,10 +284,10 @@ def torch_step(name, B):
     return step
 
 
-def epoch_run(step, B, n_images, seed=0):
+def epoch_run(step, B, n_images, seed=0, shape=(3, 32, 32)):
     """Time one epoch over n_images synthetic images: shuffle, slice batches, train."""
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n_images, 3, 32, 32), dtype=np.float32)
+    X = rng.standard_normal((n_images,) + tuple(shape), dtype=np.float32)
     Y = rng.integers(0, 10, size=n_images)
 
     def epoch():
@@ -277,9 +301,80 @@ def epoch_run(step, B, n_images, seed=0):
 convert = None  # set by the worker: numpy arrays -> the framework's batch
 
 
+# -- Fashion-MNIST through fit -----------------------------------------------------------
+def fashion_files(folder):
+    """The four IDX files in ``folder``, or None if any is missing."""
+    paths = [os.path.join(folder, f) for f in FASHION["files"]]
+    return paths if all(os.path.isfile(p) for p in paths) else None
+
+
+def read_idx_gz(path):
+    """A gzipped IDX file (MNIST's format) as a numpy array."""
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def fashion_data(folder, n_train, n_val):
+    """(x_train, y_train), (x_val, y_val): the first n_train training and n_val test images,
+    float32 (N, 1, 28, 28) standardised with the training subset's mean and std."""
+    xtr, ytr, xte, yte = (read_idx_gz(p) for p in fashion_files(folder))
+    xtr, ytr, xte, yte = xtr[:n_train], ytr[:n_train], xte[:n_val], yte[:n_val]
+    mean, std = xtr.mean() / 255, xtr.std() / 255
+    prep = lambda x: ((x.astype(np.float32) / 255 - mean) / std).astype(np.float32)[:, None]
+    return (prep(xtr), ytr.astype(np.int64)), (prep(xte), yte.astype(np.int64))
+
+
+def numpy_fashion_epoch(train, val, B):
+    """One more epoch of vgg_small on the data through minicnn.training.fit (no progress
+    bar); returns the validation accuracy."""
+    from minicnn.losses import SoftmaxCrossEntropy
+    from minicnn.optim import Adam
+    from minicnn.training import fit
+    model = build_model("vgg_small_gray")
+    opt, loss_fn, seeds = Adam(model.parameters(), lr=1e-3), SoftmaxCrossEntropy(), iter(range(10**6))
+
+    def epoch():
+        history = fit(model, loss_fn, opt, train, val, 1, B, seed=next(seeds), progress=False)
+        return history["val_acc"][-1]
+    return epoch
+
+
+def torch_fashion_epoch(train, val, B):
+    """The same epoch in PyTorch: same net and initial weights, Adam(lr=1e-3), a fresh
+    shuffle per epoch, full batches only (fit's drop_last), the training loss and
+    accuracy read every step (as fit records them), evaluation in batches of 500."""
+    import torch
+    from minicnn.export import to_torch
+    model = to_torch(build_model("vgg_small_gray"))
+    opt, loss_fn = torch.optim.Adam(model.parameters(), lr=1e-3), torch.nn.CrossEntropyLoss()
+    (x, y), (xv, yv) = (tuple(torch.from_numpy(a) for a in pair) for pair in (train, val))
+    rng = np.random.default_rng(0)
+
+    def epoch():
+        model.train()
+        order = torch.from_numpy(rng.permutation(len(x)))
+        for i in range(0, len(x) - B + 1, B):
+            idx = order[i:i + B]
+            opt.zero_grad()
+            scores = model(x[idx])
+            loss = loss_fn(scores, y[idx])
+            loss.backward()
+            opt.step()
+            loss.item(), int((scores.argmax(1) == y[idx]).sum())
+        model.eval()
+        with torch.no_grad():
+            scores = torch.cat([model(xv[i:i + 500]) for i in range(0, len(xv), 500)])
+        return float((scores.argmax(1) == yv).float().mean())
+    return epoch
+
+
 # -- workers (each run in its own subprocess) ---------------------------------------
 def worker(args):
-    global convert
+    global convert, now
+    now = CLOCK[args.clock]
     fw = args.worker
     out = {"times": {}, "info": {}}
     if fw == "torch":
@@ -302,13 +397,27 @@ def worker(args):
                 fn = make_step(name, args.batch_size)
                 out["times"][name] = time_calls(fn, args.repeats)
                 if args.epoch_images:
-                    ep = epoch_run(fn, args.batch_size, args.epoch_images)
+                    ep = epoch_run(fn, args.batch_size, args.epoch_images,
+                                   shape=STEPS[name]["shape"])
                     out["times"]["epoch:" + name] = time_calls(ep, 1, warmup=0, attempts=2)
                 del fn
+    elif args.mode == "fashion":
+        train, val = fashion_data(args.fashion_dir, *fashion_sizes(args))
+        make = torch_fashion_epoch if fw == "torch" else numpy_fashion_epoch
+        epoch, acc = make(train, val, args.batch_size), []
+        out["times"]["fashion"] = time_calls(lambda: acc.append(epoch()), 1, warmup=0,
+                                             attempts=1)
+        out["accuracy"] = acc[-1]
     elif args.mode == "memory":
         fn = make_step(args.cases, args.batch_size)
         out["memory"] = measure_step_memory(fn)
     print(json.dumps(out))
+
+
+def fashion_sizes(args):
+    """(training images, test images) of the Fashion-MNIST epoch."""
+    n_train, n_val = FASHION["quick" if args.quick else "full"]
+    return (args.fashion_images or n_train), n_val
 
 
 def naive_worker(args):
@@ -384,7 +493,10 @@ def run_worker(kind, mode, cases, args, repeats=None):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--mode", mode,
            "--cases", cases, "--batch-size", str(args.batch_size),
            "--repeats", str(repeats or args.repeats), "--threads", str(args.threads),
-           "--epoch-images", str(args.epoch_images)]
+           "--epoch-images", str(args.epoch_images), "--clock", args.clock,
+           "--fashion-dir", args.fashion_dir, "--fashion-images", str(args.fashion_images or 0)]
+    if args.quick:
+        cmd.append("--quick")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [ROOT, HERE] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     if kind != "torch":
@@ -485,7 +597,7 @@ def contended(samples):
     return bool(samples) and len(clean) < min(3, len(samples))
 
 
-def report(results, naive, memory, info, args, other_load, wall):
+def report(results, naive, memory, info, args, other_load, wall, fashion=None):
     B = args.batch_size
     np_t, th_t = results["numpy"], results.get("torch", {})
     all_samples = [v for r in (np_t, th_t) for k, v in r.items() if not k.endswith("_info")]
@@ -502,7 +614,7 @@ def report(results, naive, memory, info, args, other_load, wall):
              "| minicnn / PyTorch | target |",
              "|---|---|---|---|---|---|---|---|"]
     rows = [(n, OPS[n]["op"], str((B,) + OPS[n]["shape"])) for n in OPS if n in np_t]
-    rows += [(n, STEPS[n]["op"], str((B, 3, 32, 32))) for n in STEPS if n in np_t]
+    rows += [(n, STEPS[n]["op"], str((B,) + STEPS[n]["shape"])) for n in STEPS if n in np_t]
     summary = []
     for name, op, shape in rows:
         spec = OPS.get(name) or STEPS[name]
@@ -552,7 +664,7 @@ def report(results, naive, memory, info, args, other_load, wall):
             m = memory["numpy"][name]["peak_bytes"]
             t = memory.get("torch", {}).get(name, {}).get("peak_bytes")
             ratio = m / t if t else None
-            v = "" if name == "vgg_small" else verdict(ratio, MEMORY_MAX) or (
+            v = verdict(ratio, MEMORY_MAX) or (
                 NEEDS_TORCH if not memory.get("torch") else "not measured")
             lines.append(f"| {name} | {m / 2**20:.0f} MiB | "
                          f"{f'{t / 2**20:.0f} MiB' if t else '—'} | "
@@ -561,6 +673,8 @@ def report(results, naive, memory, info, args, other_load, wall):
             if v:
                 summary.append((f"peak memory: {name}", "minicnn / PyTorch", ratio,
                                 f"≤ {MEMORY_MAX}", v))
+    if fashion is not None:
+        lines += ["", fashion_report(fashion, args, summary)]
     tinfo = results.get("torch_info")
     lines += ["", f"Machine: {info.get('cpu', '?')}, {info['cores']} cores; Python "
                   f"{info['python']}, numpy {info['numpy']}, BLAS "
@@ -573,6 +687,47 @@ def report(results, naive, memory, info, args, other_load, wall):
             f"- {what}: {kind} = {f'{value:,.2f}' if value is not None else '—'} "
             f"(target {limit}): {v or 'not measured'}" for what, kind, value, limit, v in summary]
     return "\n".join(lines), summary
+
+
+def fashion_report(fashion, args, summary):
+    """The Fashion-MNIST epoch's lines (or why it did not run); adds its target to summary."""
+    if "skipped" in fashion:
+        summary.append((FASHION["op"], "minicnn / PyTorch", None, f"≤ {FASHION['torch_max']}",
+                        ""))
+        return f"{FASHION['op']}: not run ({fashion['skipped']})."
+    n_train, n_val = fashion_sizes(args)
+    n_steps = n_train // args.batch_size
+    m, t = median(fashion["times"].get("numpy")), median(fashion["times"].get("torch"))
+    ratio = m / t if m and t else None
+    v = verdict(ratio, FASHION["torch_max"])
+    summary.append((FASHION["op"], "minicnn / PyTorch", ratio, f"≤ {FASHION['torch_max']}", v))
+    mark = lambda fw: "†" if contended(fashion["times"].get(fw)) else ""
+    acc = fashion["accuracy"]
+    return "\n".join([
+        f"{FASHION['op']}: {n_steps} steps of {args.batch_size} of the first {n_train} training "
+        f"images, then evaluation on {n_val} test images; one epoch per round, the same model "
+        f"training on from round to round; median over {args.rounds} round(s).", "",
+        "| | minicnn | PyTorch | minicnn / PyTorch | target |", "|---|---|---|---|---|",
+        f"| epoch | {fmt_time(m)}{mark('numpy')} | {fmt_time(t)}{mark('torch')} | "
+        f"{f'{ratio:.2f}' if ratio else '—'} | ≤ {FASHION['torch_max']}: {v} |",
+        f"| test accuracy after the last epoch | {acc.get('numpy', float('nan')):.3f} | "
+        f"{acc.get('torch', float('nan')):.3f} | | |"])
+
+
+def run_fashion(frameworks, args):
+    """The Fashion-MNIST epoch, alternating frameworks round by round, or why it can't run."""
+    if not fashion_files(args.fashion_dir):
+        return {"skipped": f"the Fashion-MNIST files are not in {args.fashion_dir}"}
+    res = {"times": {}, "accuracy": {}, "info": {}}
+    for r in range(args.rounds):
+        for fw in frameworks if r % 2 == 0 else frameworks[::-1]:
+            print(f"round {r + 1}/{args.rounds}: Fashion-MNIST epoch, {fw} ...", file=sys.stderr,
+                  flush=True)
+            out = run_worker(fw, "fashion", "fashion", args)
+            res["times"].setdefault(fw, []).extend(out["times"]["fashion"])
+            res["accuracy"][fw] = out["accuracy"]
+            res["info"][fw] = out["info"]
+    return res
 
 
 def main(argv=None):
@@ -592,7 +747,18 @@ def main(argv=None):
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
     p.add_argument("--no-naive", action="store_true", help="skip the naive loop references")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
-    p.add_argument("--only", default=None, help="comma-separated case names (default: all)")
+    p.add_argument("--only", default=None,
+                   help="comma-separated case names (default: all; 'fashion' is the Fashion-MNIST epoch)")
+    p.add_argument("--fashion-dir", default=os.environ.get("MINICNN_FASHION_DIR", FASHION_DIR),
+                   help="folder with the four Fashion-MNIST .gz files (default: $MINICNN_FASHION_DIR "
+                        f"or {FASHION_DIR})")
+    p.add_argument("--fashion-images", type=int, default=None,
+                   help=f"training images in the Fashion-MNIST epoch (default {FASHION['full'][0]}; "
+                        f"quick {FASHION['quick'][0]})")
+    p.add_argument("--no-fashion", action="store_true", help="skip the Fashion-MNIST epoch")
+    p.add_argument("--clock", choices=sorted(CLOCK), default="wall",
+                   help="wall (default) or cpu: the process's CPU time, for --threads 1 on a "
+                        "shared machine")
     p.add_argument("--output", default=None, help="also write the report to this file")
     # internal: the subprocess workers
     p.add_argument("--worker", choices=["numpy", "torch", "naive"], help=argparse.SUPPRESS)
@@ -606,6 +772,8 @@ def main(argv=None):
     if args.epoch_images is None:
         args.epoch_images = args.batch_size * (2 if args.quick else 4)
 
+    if args.clock == "cpu" and args.threads != 1:
+        p.error("--clock cpu adds up the CPU time of all threads: use it with --threads 1")
     if args.worker == "naive":
         return naive_worker(args)
     if args.worker:
@@ -617,7 +785,7 @@ def main(argv=None):
         cases = [c for c in cases if c in args.only.split(",")]
     frameworks = ["numpy"] + ([] if args.no_torch or not have_torch() else ["torch"])
     results = {fw: {} for fw in frameworks}
-    for r in range(args.rounds):
+    for r in range(args.rounds if cases else 0):
         order = frameworks if r % 2 == 0 else frameworks[::-1]
         for fw in order:
             print(f"round {r + 1}/{args.rounds}: {fw} ...", file=sys.stderr, flush=True)
@@ -630,6 +798,11 @@ def main(argv=None):
     if not args.no_naive and naive_cases:
         print("naive loops ...", file=sys.stderr, flush=True)
         naive = run_worker("naive", "ops", ",".join(naive_cases), args)["times"]
+    fashion = None
+    if not args.no_fashion and (not args.only or "fashion" in args.only.split(",")):
+        fashion = run_fashion(frameworks, args)
+        for fw, fw_info in fashion.pop("info", {}).items():
+            results.setdefault(fw + "_info", fw_info)
     memory = {}
     if not args.no_memory:
         for name in [c for c in cases if c in STEPS]:
@@ -642,7 +815,8 @@ def main(argv=None):
     if busy0 is not None:
         used = cpu_busy_seconds() - busy0 - (own_cpu_seconds() - own0)
         other = max(0.0, used / (wall * os.cpu_count()))
-    text, summary = report(results, naive, memory, machine_info(), args, other or 0.0, wall)
+    text, summary = report(results, naive, memory, machine_info(), args, other or 0.0, wall,
+                           fashion)
     print(text)
     if args.output:
         with open(args.output, "w") as f:

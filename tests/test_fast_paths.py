@@ -4,7 +4,10 @@ with ties and overlapping windows.
 
 Fast paths under test:
 - conv: im2col / col2im one band of output rows at a time (``BAND_BYTES``), padding
-  never materialised, the batch axis last in memory;
+  never materialised, the batch axis last in memory; the backward's gather route (dx as
+  a convolution of dout, dw from the same columns) against the scatter route;
+- the pool of recycled arrays (``functional.buffers``): an array anyone holds is never
+  handed out again;
 - pooling backward: the first sh x sw kernel offsets written instead of added
   (``_spread(write_first=True)``), which for non-overlapping pooling adds nothing;
 - every kernel on inputs of any memory layout (C-contiguous, a conv's (C, H, W, N)
@@ -134,6 +137,117 @@ def test_conv_layer_reuses_its_band_buffer_across_batch_sizes():
         np.testing.assert_allclose(layer.weight.grad, ndw, rtol=1e-12, atol=1e-12)
 
 
+# -- conv backward: the gather route ---------------------------------------------------
+def gather_cases():
+    """Random stride-1 convs with F <= C: shapes, non-square kernels, every padding that
+    the gather route takes (0 .. k - 1 per axis)."""
+    rng = np.random.default_rng(11)
+    cases = []
+    for _ in range(12):
+        kh, kw = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        ph, pw = int(rng.integers(0, kh)), int(rng.integers(0, kw))
+        C = int(rng.integers(1, 5))
+        Fo = int(rng.integers(1, C + 1))
+        H = int(rng.integers(max(1, kh - 2 * ph), 9))
+        W = int(rng.integers(max(1, kw - 2 * pw), 9))
+        cases.append(((int(rng.integers(1, 4)), C, H, W), Fo, (kh, kw), (ph, pw)))
+    return cases
+
+
+@pytest.mark.parametrize("shape, Fo, kernel, padding", gather_cases())
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("band_bytes", [1, 1 << 40])
+def test_conv_gather_route_matches_the_loops(monkeypatch, shape, Fo, kernel, padding, dtype,
+                                            band_bytes):
+    monkeypatch.setattr(conv_mod, "BAND_BYTES", band_bytes)
+    assert conv_mod.dx_by_gather(kernel, (1, 1), padding, (shape[1], Fo))
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((Fo, shape[1]) + kernel).astype(dtype)
+    out, cache = F.conv2d_forward(x, w, None, (1, 1), padding)
+    dout = in_layout(rng.standard_normal(out.shape).astype(dtype), "chwn")
+    got = F.conv2d_backward(dout, cache)
+    want = R.conv2d_backward(dout.astype(np.float64), R.conv2d_forward(
+        x.astype(np.float64), w.astype(np.float64), None, (1, 1), padding)[1])
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-5)
+    for g, r in zip(got, want):
+        assert g.dtype == dtype
+        np.testing.assert_allclose(g, r, **tol)
+    assert got[0].transpose(1, 2, 3, 0).flags.c_contiguous  # dx comes back batch-last
+
+
+@pytest.mark.parametrize("shape, Fo, kernel, padding", gather_cases()[:6])
+def test_conv_gather_and_scatter_routes_agree(monkeypatch, shape, Fo, kernel, padding):
+    rng = np.random.default_rng(13)
+    x, w = rng.standard_normal(shape), rng.standard_normal((Fo, shape[1]) + kernel)
+    out, cache = F.conv2d_forward(x, w, None, (1, 1), padding)
+    dout = rng.standard_normal(out.shape)
+    gather = F.conv2d_backward(dout, cache)
+    monkeypatch.setattr(conv_mod, "dx_by_gather", lambda *args: False)
+    scatter = F.conv2d_backward(dout, cache)
+    for g, s in zip(gather, scatter):
+        np.testing.assert_allclose(g, s, rtol=1e-12, atol=1e-12)
+
+
+def test_conv_routes_as_measured():
+    """Gather for dx of stride-1 convs with F <= C; scatter otherwise."""
+    assert conv_mod.dx_by_gather((3, 3), (1, 1), (1, 1), (32, 32))
+    assert conv_mod.dx_by_gather((3, 3), (1, 1), (1, 1), (64, 32))
+    assert not conv_mod.dx_by_gather((3, 3), (1, 1), (1, 1), (16, 32))  # more filters
+    assert not conv_mod.dx_by_gather((3, 3), (2, 2), (1, 1), (32, 32))  # strided
+    assert not conv_mod.dx_by_gather((3, 3), (1, 1), (3, 3), (32, 32))  # padding >= kernel
+    assert not conv_mod.dx_by_gather((3, 3), (1, 1), (1, 1), (32, 32), input_grad=False)
+
+
+# -- the pool of recycled arrays -----------------------------------------------------------
+def test_buffers_never_hand_out_an_array_someone_holds():
+    from minicnn.functional import buffers
+    n = buffers.MIN_BYTES // 8 + 4
+    same = np.shares_memory
+    a = buffers.empty((n,), np.float64)
+    b = buffers.empty((n,), np.float64)
+    assert not same(a, b)
+    view = a[::2]
+    del a
+    c = buffers.empty((n,), np.float64)  # a is referenced by its view: not free
+    assert not same(c, view) and not same(c, b)
+    del view
+    held = buffers.pooled_bytes()
+    d = buffers.empty((2, n // 2), np.float64)  # a is free again; any shape of its size
+    assert not same(d, b) and not same(d, c) and d.shape == (2, n // 2)
+    assert buffers.pooled_bytes() == held  # reused, not allocated
+    e = buffers.empty((n + 2,), np.float64)  # another size: never a pooled array of n
+    assert not any(same(e, o) for o in (b, c, d))
+    assert not same(buffers.empty((3,), np.float64), buffers.empty((3,), np.float64))
+
+
+def test_outputs_a_caller_keeps_survive_later_steps():
+    """A layer's output that the caller holds is never overwritten by a later forward."""
+    rng = np.random.default_rng(14)
+    conv, relu, pool = Conv2D(3, 8, 3, padding=1, seed=0), ReLU(), MaxPool2D(2)
+    x = rng.standard_normal((16, 3, 32, 32)).astype(np.float32)
+    first = [conv(x)]
+    first += [relu(first[0])]
+    first += [pool(first[1])]
+    kept = [a.copy() for a in first]
+    for _ in range(3):
+        y = pool(relu(conv(x * 2)))
+        conv.backward(relu.backward(pool.backward(np.ones_like(y))))
+    for a, k in zip(first, kept):
+        np.testing.assert_array_equal(a, k)
+
+
+def test_pool_is_off_when_switched_off_and_under_no_grad():
+    from minicnn import no_grad
+    from minicnn.functional import buffers
+    before = buffers.pooled_bytes()
+    with buffers.enabled(False):
+        buffers.empty((buffers.MIN_BYTES,), np.uint8)
+    with no_grad():  # inference leaves nothing behind
+        buffers.empty((buffers.MIN_BYTES,), np.uint8)
+    assert buffers.pooled_bytes() == before
+
+
 # -- max pooling -----------------------------------------------------------------------
 POOL_CASES = [  # kernel, stride, padding, ceil_mode
     ((2, 2), (2, 2), (0, 0), False),  # non-overlapping: writes only
@@ -259,6 +373,30 @@ def test_layers_hand_out_batch_last_layout_and_take_any():
     assert dx.shape == x.shape and dx.dtype == np.float32
 
 
+def test_gradients_come_back_batch_last_through_flatten_linear_and_global_pooling():
+    """Linear's dx has its input's memory order, so Flatten hands a pooling layer a
+    batch-last gradient; global average pooling's dx is batch-last too: no layer behind
+    them has to mix layouts."""
+    from minicnn.layers import Flatten, GlobalAvgPool2D, Linear
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((6, 3, 8, 8)).astype(np.float32)
+    conv, pool, flat = Conv2D(3, 4, 3, padding=1, seed=0), MaxPool2D(2), Flatten()
+    lin = Linear(4 * 4 * 4, 5, seed=0)
+    y = lin(flat(pool(conv(x))))
+    dflat = lin.backward(np.ones_like(y))
+    ref = np.ones((6, 5), np.float32) @ lin.weight.data
+    np.testing.assert_allclose(dflat, ref, rtol=1e-6)
+    assert flat.backward(dflat).transpose(1, 2, 3, 0).flags.c_contiguous
+    gap = GlobalAvgPool2D()
+    out = gap(pool(conv(x)))
+    dx = gap.backward(np.ones_like(out))
+    assert dx.transpose(1, 2, 3, 0).flags.c_contiguous
+    np.testing.assert_allclose(dx, np.full(dx.shape, 1 / 16, np.float32))
+    lin2 = Linear(7, 2, seed=0)  # a plain C-contiguous input keeps its order
+    lin2(rng.standard_normal((3, 7)).astype(np.float32))
+    assert lin2.backward(np.ones((3, 2), np.float32)).flags.c_contiguous
+
+
 # -- the benchmark runs ------------------------------------------------------------------
 def test_benchmark_quick_smoke(tmp_path):
     """``benchmarks/run.py --quick`` on a tiny batch, without PyTorch: it runs and prints
@@ -268,7 +406,7 @@ def test_benchmark_quick_smoke(tmp_path):
     res = subprocess.run(
         [sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), "--quick", "--no-torch",
          "--batch-size", "2", "--repeats", "1", "--epoch-images", "2", "--no-memory",
-         "--output", str(out)],
+         "--fashion-images", "8", "--output", str(out)],
         capture_output=True, text=True, timeout=120, env=env)
     assert res.returncode == 0, res.stderr
     text = out.read_text()
@@ -276,3 +414,5 @@ def test_benchmark_quick_smoke(tmp_path):
     # without PyTorch, the target cells say what they need instead of ending in nothing
     assert "≤ 1.0x torch: needs torch" in text and "torch: |" not in text
     assert "(target ≤ 1.3): needs torch" in text
+    assert "train step: vgg_small, 1x28x28" in text and "Fashion-MNIST epoch" in text
+    assert "Targets:" in text

@@ -5,24 +5,27 @@ in :mod:`minicnn.functional.reference`.
 """
 import numpy as np
 
+from . import buffers
 from .caches import DropoutCache, LeakyReluCache, ReluCache
 
 
 def relu_forward(x):
     """x: any shape -> out = max(x, 0), same shape; cache: :class:`ReluCache` (out).
 
-    One ``np.maximum``; loop version: :func:`minicnn.functional.reference.relu_forward`.
+    One ``np.maximum`` into a pooled array (:mod:`.buffers`) laid out like x; loop
+    version: :func:`minicnn.functional.reference.relu_forward`.
     """
-    out = np.maximum(x, 0)
+    out = np.maximum(x, 0, out=buffers.empty_like(x))
     return out, ReluCache(out)
 
 
 def relu_backward(dout, cache):
     """dx = dout where the input was positive (out > 0), else 0; shape of dout.
 
-    One multiply by a boolean mask; loop version: :func:`minicnn.functional.reference.relu_backward`.
+    One multiply by a boolean mask, into a pooled array laid out like dout; loop version:
+    :func:`minicnn.functional.reference.relu_backward`.
     """
-    return dout * (cache.out > 0)
+    return np.multiply(dout, cache.out > 0, out=buffers.empty_like(dout))
 
 
 def leaky_relu_forward(x, negative_slope=0.01):

@@ -13,11 +13,19 @@ Two ideas make it fast:
   im2col moves is then a run of W' * N contiguous numbers, and the next conv or pooling
   layer reads the output without a copy.
 
+The backward pass rebuilds the columns band by band (keeping them all would cost 9x the
+input's memory for a 3x3 conv) and takes one of two routes to dL/dx: a scatter (col2im
+adds each column back onto the input positions it came from) or, for stride-1 convs where
+it measured faster, a gather (dL/dx is itself a convolution of dout, so im2col of dout and
+one GEMM write every element of dx once); see :func:`conv2d_backward`.
+
 Padding is never materialised: im2col writes zeros where a window reads padding, and
-col2im drops what falls there. Measurements: docs/performance.md.
+col2im drops what falls there. Outputs and gradients come from the pool of recycled
+arrays (:mod:`.buffers`). Measurements: docs/performance.md.
 """
 import numpy as np
 
+from . import buffers
 from .caches import ConvCache
 
 #: Largest im2col band, in bytes (a band holds at least one output row).
@@ -132,6 +140,22 @@ def _band_plan(k, rows, row_cols, dtype, buf=None):
     return [(b, min(b + per, rows)) for b in range(0, rows, per)], buf
 
 
+def _conv_gemm(xc, w2, kernel, stride, padding, out_hw, cols, out, bias=None):
+    """out (F, H' * W' * N) = w2 (F, C*kh*kw) @ im2col(xc) (+ bias), one band of output
+    rows at a time (each band's columns built in ``cols`` and multiplied, and the bias
+    added, while still in cache); returns the band buffer, which the caller may keep."""
+    oh, ow = out_hw
+    N = xc.shape[3]
+    bands, cols = _band_plan(w2.shape[1], oh, ow * N, xc.dtype, cols)
+    for b0, b1 in bands:
+        band_cols = im2col(xc, kernel, stride, padding, out_hw, (b0, b1), out=cols)
+        band = out[:, b0 * ow * N:b1 * ow * N]
+        np.matmul(w2, band_cols.reshape(w2.shape[1], -1), out=band)
+        if bias is not None:
+            band += bias[:, None]
+    return cols
+
+
 def conv2d_forward(x, w, b, stride=(1, 1), padding=(0, 0), cols=None):
     """Forward pass of a 2-D convolution (cross-correlation, as in PyTorch), by im2col + GEMM.
 
@@ -156,17 +180,19 @@ def conv2d_forward(x, w, b, stride=(1, 1), padding=(0, 0), cols=None):
     oh = conv_output_size(H, kh, stride[0], padding[0])
     ow = conv_output_size(W, kw, stride[1], padding[1])
     xc = np.ascontiguousarray(x.transpose(1, 2, 3, 0))  # no copy for a minicnn layer's output
-    w2 = w.reshape(F, -1)
-    bands, cols = _band_plan(w2.shape[1], oh, ow * N, xc.dtype, cols)
-    out = np.empty((F, oh * ow * N), dtype=np.result_type(x, w))
-    for b0, b1 in bands:
-        band_cols = im2col(xc, (kh, kw), stride, padding, (oh, ow), (b0, b1), out=cols)
-        band = out[:, b0 * ow * N:b1 * ow * N]
-        np.matmul(w2, band_cols.reshape(w2.shape[1], -1), out=band)
-        if b is not None:
-            band += b[:, None]
+    out = buffers.empty((F, oh * ow * N), np.result_type(x, w))
+    cols = _conv_gemm(xc, w.reshape(F, -1), (kh, kw), stride, padding, (oh, ow), cols, out, b)
     out = out.reshape(F, oh, ow, N).transpose(3, 0, 1, 2)
     return out, ConvCache(xc.transpose(3, 0, 1, 2), w, stride, padding, cols)
+
+
+def dx_by_gather(kernel, stride, padding, channels, input_grad=True):
+    """Whether :func:`conv2d_backward` takes the gather route (im2col of dout) rather than
+    the scatter route (im2col of x, then :func:`col2im`): for dx of a stride-1 conv with
+    padding at most kernel - 1 and no more filters than input channels (F <= C), where it
+    measured faster (docs/performance.md)."""
+    (kh, kw), (ph, pw), (C, F) = kernel, padding, channels
+    return input_grad and stride == (1, 1) and ph < kh and pw < kw and F <= C
 
 
 def conv2d_backward(dout, cache, input_grad=True):
@@ -179,19 +205,43 @@ def conv2d_backward(dout, cache, input_grad=True):
 
     Returns (dx, dw, db): dx (N, C, H, W) or None, dw (F, C, kh, kw), db (F,).
 
-    Band by band, the im2col columns are rebuilt from the cached input: dw += cols @ dout^T,
-    and dL/dcols = w^T @ dout is added back onto the input positions by :func:`col2im`.
+    Two routes, both one band of rows at a time (:func:`dx_by_gather` picks):
+
+    - scatter: rebuild the im2col columns of x, dw += cols @ dout^T, then
+      dL/dcols = w^T @ dout in the same buffer, added back onto the input positions by
+      :func:`col2im` (overlapping windows: read-modify-write passes over dx);
+    - gather (stride 1): dx[c, h, w] = sum_{f, p, q} dout[f, h + ph - p, w + pw - q] w[f, c, p, q]
+      is itself a convolution, of dout padded by (kh - 1 - ph, kw - 1 - pw) with the
+      filters flipped and transposed to (C, F, kh, kw). So im2col of dout, one GEMM
+      per band writes each dx element once, and the same columns give dw by a second
+      GEMM with the band's rows of x: no im2col of x and no col2im at all.
+
     Loop version: :func:`minicnn.functional.reference.conv2d_backward`.
     """
     x, w, stride, padding, cols = cache
-    xc = x.transpose(1, 2, 3, 0)  # (C, H, W, N): no copy for this kernel's own cache
+    xc = np.ascontiguousarray(x.transpose(1, 2, 3, 0))  # (C, H, W, N): no copy for our cache
     C, H, W, N = xc.shape
     F, _, kh, kw = w.shape
-    oh, ow = dout.shape[2:]
-    d = np.ascontiguousarray(dout.transpose(1, 2, 3, 0)).reshape(F, -1)  # (F, H'*W'*N)
-    w2 = w.reshape(F, -1)
+    d4 = np.ascontiguousarray(dout.transpose(1, 2, 3, 0))  # (F, H', W', N); no copy if batch-last
+    if dx_by_gather((kh, kw), stride, padding, (C, F), input_grad):
+        dx, dw = _backward_gather(xc, w, d4, padding, cols)
+    else:
+        dx, dw = _backward_scatter(xc, w, d4, stride, padding, cols, input_grad)
+    dx = None if dx is None else dx.transpose(3, 0, 1, 2)
+    return dx, dw, d4.reshape(F, -1).sum(axis=1)
+
+
+def _backward_scatter(xc, w, d4, stride, padding, cols, input_grad):
+    """dx (C, H, W, N) or None and dw through the im2col columns of x (see conv2d_backward)."""
+    C, H, W, N = xc.shape
+    F, _, kh, kw = w.shape
+    _, oh, ow, _ = d4.shape
+    d, w2 = d4.reshape(F, -1), w.reshape(F, -1)
     dw2 = np.zeros(w2.shape[::-1], dtype=d.dtype)  # (C*kh*kw, F)
-    dx = np.zeros((C, H, W, N), dtype=d.dtype) if input_grad else None
+    dx = None
+    if input_grad:
+        dx = buffers.empty((C, H, W, N), d.dtype)
+        dx.fill(0)
     bands, cols = _band_plan(w2.shape[1], oh, ow * N, xc.dtype, cols)
     for b0, b1 in bands:
         band_cols = im2col(xc, (kh, kw), stride, padding, (oh, ow), (b0, b1), out=cols)
@@ -201,5 +251,22 @@ def conv2d_backward(dout, cache, input_grad=True):
         if input_grad:
             np.matmul(w2.T, d_band, out=cols2d)  # dL/dcols = W^T dout, over the band's cols
             col2im(band_cols, dx, stride, padding, b0)
-    dx = None if dx is None else dx.transpose(3, 0, 1, 2)
-    return dx, dw2.T.reshape(w.shape), d.sum(axis=1)
+    return dx, dw2.T.reshape(w.shape)
+
+
+def _backward_gather(xc, w, d4, padding, cols):
+    """dx (C, H, W, N) and dw of a stride-1 conv through the im2col columns of dout."""
+    C, H, W, N = xc.shape
+    F, _, kh, kw = w.shape
+    w_flip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(C, -1)
+    pad = (kh - 1 - padding[0], kw - 1 - padding[1])
+    dwt = np.zeros((C, F * kh * kw), dtype=d4.dtype)  # dw, flipped and transposed
+    dx = buffers.empty((C, H * W * N), d4.dtype)
+    bands, cols = _band_plan(F * kh * kw, H, W * N, d4.dtype, cols)
+    for b0, b1 in bands:  # bands of rows of x (and dx)
+        band = im2col(d4, (kh, kw), (1, 1), pad, (H, W), (b0, b1), out=cols)
+        band = band.reshape(F * kh * kw, -1)
+        np.matmul(w_flip, band, out=dx[:, b0 * W * N:b1 * W * N])
+        dwt += xc[:, b0:b1].reshape(C, -1) @ band.T
+    dw = dwt.reshape(C, F, kh, kw)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+    return dx.reshape(C, H, W, N), np.ascontiguousarray(dw)

@@ -2,6 +2,9 @@
 
 The loops over samples and output features are in :mod:`minicnn.functional.reference`.
 """
+import numpy as np
+
+from . import buffers
 from .caches import FlattenCache, LinearCache
 
 
@@ -20,12 +23,22 @@ def linear_forward(x, w, b):
 def linear_backward(dout, cache, input_grad=True):
     """dout: (N, M) -> (dx = dout w (N, D) or None, dw = dout^T x (M, D), db = sum_n dout (M,)).
 
-    Two matrix products for the whole batch; loop version:
+    Two matrix products for the whole batch, into pooled arrays (:mod:`.buffers`). dx gets
+    x's memory order: when x is the flattened batch-last map of a conv or pooling layer
+    (column-major (N, D)), dx is computed as (w^T dout^T)^T, so Flatten hands the layer
+    before a batch-last gradient without a copy. Loop version:
     :func:`minicnn.functional.reference.linear_backward`.
     """
     x, w = cache
-    dx = dout @ w if input_grad else None
-    return dx, dout.T @ x, dout.sum(axis=0)
+    dtype = np.result_type(dout, x, w)
+    dx = None
+    if input_grad:
+        if x.flags.f_contiguous and not x.flags.c_contiguous:  # column-major x
+            dx = np.matmul(w.T, dout.T, out=buffers.empty(x.shape[::-1], dtype)).T
+        else:
+            dx = np.matmul(dout, w, out=buffers.empty(x.shape, dtype))
+    dw = np.matmul(dout.T, x, out=buffers.empty(w.shape, dtype))
+    return dx, dw, dout.sum(axis=0)
 
 
 def flatten_forward(x):

@@ -14,6 +14,7 @@ conv's output is batch-last, see :mod:`.conv`). Measurements: docs/performance.m
 """
 import numpy as np
 
+from . import buffers
 from .caches import AvgPoolCache, GlobalAvgPoolCache, MaxPoolCache
 from .conv import window
 
@@ -75,7 +76,7 @@ def _spread(like, kernel, stride, out_hw, put, add, write_first=True):
     """
     (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_hw
     tiled = write_first and kh >= sh and kw >= sw
-    dxp = np.empty_like(like)
+    dxp = buffers.empty_like(like)
     if tiled:
         dxp[:, :, sh * oh:] = 0
         dxp[:, :, :sh * oh, sw * ow:] = 0
@@ -114,7 +115,11 @@ def max_pool2d_forward(x, kernel, stride, padding=(0, 0), ceil_mode=False):
     (oh, ow), extra = pool_geometry(x.shape, kernel, stride, padding, ceil_mode)
     xp = _pad(x, padding, extra, -np.inf)
     wins = [window(xp, i, j, oh, ow, stride) for i, j in _offsets(kernel)]
-    out = np.maximum(wins[0], wins[1]) if len(wins) > 1 else wins[0].copy(order="K")
+    out = buffers.empty_like(wins[0])  # laid out like x
+    if len(wins) == 1:
+        np.copyto(out, wins[0])
+    else:
+        np.maximum(wins[0], wins[1], out=out)
     for win in wins[2:]:
         np.maximum(out, win, out=out)
     return out, MaxPoolCache(xp, out, x.shape, kernel, stride, padding)
@@ -236,7 +241,11 @@ def global_avg_pool2d_forward(x):
 def global_avg_pool2d_backward(dout, cache):
     """dout: (N, C) -> dx: (N, C, H, W), each position receives dout[n, c] / (H * W).
 
-    One broadcast; loop version: :func:`minicnn.functional.reference.global_avg_pool2d_backward`.
+    One broadcast into a batch-last array ((C, H, W, N) in memory, the layout of the
+    conv and pooling outputs this layer follows, so their backward reads it without
+    mixing layouts); loop version: :func:`minicnn.functional.reference.global_avg_pool2d_backward`.
     """
     N, C, H, W = cache.x_shape
-    return np.broadcast_to((dout / (H * W))[:, :, None, None], cache.x_shape).copy()
+    dx = np.empty((C, H, W, N), dtype=dout.dtype)
+    dx[...] = (dout.T / (H * W))[:, None, None, :]
+    return dx.transpose(3, 0, 1, 2)
