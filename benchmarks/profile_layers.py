@@ -27,7 +27,6 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from minicnn.layers.base import Layer  # noqa: E402
 
 
 def layout(a):
@@ -116,7 +115,7 @@ def main(argv=None):
           f"{args.clock} clock; "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
           f"load average {os.getloadavg()[0]:.2f} on {len(os.sched_getaffinity(0))} CPUs")
-    print(f"| layer | forward ms | backward ms | layout in -> out | dout -> dx |")
+    print("| layer | forward ms | backward ms | layout in -> out | dout -> dx |")
     print("|---|---|---|---|---|")
     accounted = 0.0
     for name, m in leaves(model):

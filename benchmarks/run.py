@@ -5,7 +5,8 @@
 
 Prints markdown tables: the time of each operation (forward + backward) and of a
 training step (forward, loss, backward, SGD update), with the naive loops of
-minicnn.functional.reference (run on a few images, scaled linearly to the batch), minicnn, PyTorch and their ratios;
+minicnn.functional.reference (run on a few images, scaled linearly to the batch), minicnn,
+PyTorch and their ratios;
 training throughput in images/second over one epoch of synthetic data; an epoch of
 Fashion-MNIST through ``fit`` against the same net and recipe in PyTorch (when the data
 files are installed: /usr/share/datasets/fashion-mnist, or --fashion-dir; --quick
@@ -268,6 +269,7 @@ def torch_op(name, B):
 
 def torch_step(name, B):
     import torch
+
     from minicnn.export import to_torch
     model = to_torch(build_model(name)).train()
     x, y = batch(B, shape=STEPS[name]["shape"])
@@ -347,6 +349,7 @@ def torch_fashion_epoch(train, val, B):
     shuffle per epoch, full batches only (fit's drop_last), the training loss and
     accuracy read every step (as fit records them), evaluation in batches of 500."""
     import torch
+
     from minicnn.export import to_torch
     model = to_torch(build_model("vgg_small_gray"))
     opt, loss_fn = torch.optim.Adam(model.parameters(), lr=1e-3), torch.nn.CrossEntropyLoss()
@@ -535,7 +538,8 @@ def blas_info():
     except ImportError:
         try:
             cfg = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-            return f"{cfg['name']} {cfg['version']} ({os.environ.get('OPENBLAS_NUM_THREADS', 'default')} threads)"
+            threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+            return f"{cfg['name']} {cfg['version']} ({threads} threads)"
         except Exception:
             return "unknown"
 
@@ -680,7 +684,8 @@ def report(results, naive, memory, info, args, other_load, wall, fashion=None):
                   f"{info['python']}, numpy {info['numpy']}, BLAS "
                   f"{results.get('numpy_info', {}).get('blas', '?')}"
                   + (f"; torch {tinfo['torch']} ({tinfo['threads']} threads, mkldnn "
-                     f"{'on' if tinfo['mkldnn'] else 'off'})" if tinfo else "; PyTorch not run (not installed or --no-torch)")
+                     f"{'on' if tinfo['mkldnn'] else 'off'})" if tinfo
+                     else "; PyTorch not run (not installed or --no-torch)")
                   + (f"; environment {info['env']}" if info["env"] else "") + "."]
     if summary:
         lines += ["", "Targets:", ""] + [

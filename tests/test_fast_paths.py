@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 
 from minicnn import functional as F
-from minicnn.functional import reference as R
 from minicnn.functional import conv as conv_mod
 from minicnn.functional import pooling as pool_mod
+from minicnn.functional import reference as R
 from minicnn.layers import Conv2D, MaxPool2D, ReLU
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -15,8 +15,18 @@ maps, H' x W' output maps, F filters, D input and M output features.
 """
 import numpy as np
 
-from .caches import (AvgPoolCache, BatchNormCache, ConvCache, DropoutCache, FlattenCache,
-                     GlobalAvgPoolCache, LeakyReluCache, LinearCache, MaxPoolCache, ReluCache)
+from .caches import (
+    AvgPoolCache,
+    BatchNormCache,
+    ConvCache,
+    DropoutCache,
+    FlattenCache,
+    GlobalAvgPoolCache,
+    LeakyReluCache,
+    LinearCache,
+    MaxPoolCache,
+    ReluCache,
+)
 from .conv import conv_output_size
 from .pooling import pool_output_size
 

@@ -1,7 +1,7 @@
 """Activation layers and dropout."""
-from .. import functional as F
 import math
 
+from .. import functional as F
 from .base import Layer, as_generator
 
 
