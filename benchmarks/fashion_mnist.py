@@ -58,8 +58,8 @@ def parse_args(argv=None):
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--schedule", choices=["none", "step", "cosine"], default="cosine",
                    help="per-epoch learning rate schedule (minicnn.schedules.make_schedule)")
-    p.add_argument("--augment", choices=["none", "crop", "crop-flip"], default="crop-flip",
-                   help="random crop after zero padding (--pad), then a random horizontal flip")
+    p.add_argument("--augment", choices=["none", "flip", "crop", "crop-flip"], default="crop-flip",
+                   help="random crop after zero padding (--pad) and/or a random horizontal flip")
     p.add_argument("--pad", type=int, default=2, help="padding of the random crop")
     p.add_argument("--init", choices=["he", "torch", "torch-head"], default="he",
                    help="he: minicnn's He-normal everywhere; torch: PyTorch's default "
@@ -131,6 +131,8 @@ def make_augment(args):
         return False
     if args.augment == "crop":
         return lambda xb, rng: random_crop(xb, args.pad, rng)
+    if args.augment == "flip":
+        return random_flip
     return lambda xb, rng: random_flip(random_crop(xb, args.pad, rng), rng)
 
 
