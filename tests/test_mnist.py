@@ -345,14 +345,19 @@ def test_download_fetches_verifies_and_loads(isolated, server):
     arrays = fake_arrays()
     base, sums, blobs = _serve(server, "/fm1", arrays)
     root = isolated / "data"
-    data = load_fashion_mnist(root, download=True, base_url=base, md5=sums)
+    data = load_fashion_mnist(root, download=True, base_url=base, md5=sums,
+                              sha256=sha256s(arrays))
     assert os.listdir(root) == ["fashion-mnist"]
     assert sorted(os.listdir(root / "fashion-mnist")) == sorted(n + ".gz" for n in FILES)
     assert (root / "fashion-mnist" / (FILES[0] + ".gz")).read_bytes() == blobs[FILES[0]]
     np.testing.assert_array_equal(data.x_test[:, 0], arrays["t10k-images-idx3-ubyte"])
     # present files are used as they are: no second download from a dead address
-    again = load_fashion_mnist(root, download=True, base_url="http://127.0.0.1:9/", md5=sums)
+    again = load_fashion_mnist(root, download=True, base_url="http://127.0.0.1:9/", md5=sums,
+                               sha256=sha256s(arrays))
     np.testing.assert_array_equal(again.x_train, data.x_train)
+    # and the content is checked against the recorded SHA-256 even when the MD5 is right
+    with pytest.raises(ValueError, match="SHA-256 of its decompressed content"):
+        load_fashion_mnist(root, md5=sums)
 
 
 def test_download_defaults_to_minicnn_data_and_fetches_only_missing_files(isolated, server,

@@ -14,10 +14,10 @@ subfolder, looked at first, or directly in the folder. Each file may be gzipped
 
 How a file is verified. The published checksums are MD5s of the original ``.gz`` files;
 a copy that was re-compressed (Debian's are) has other ``.gz`` bytes but the same
-content. So a file passes when it is a ``.gz`` with the published MD5, or when the
-SHA-256 of its decompressed content equals the one recorded here (measured on Debian's
-package, whose decompressed files are the data). For MNIST no content checksum is
-recorded (no copy of MNIST was at hand to measure), so a gzipped MNIST file must have
+content. So a download is checked against the published MD5, and every file, downloaded
+or found, against the SHA-256 of its decompressed content recorded here (measured on
+Debian's package, whose decompressed files are the data). For MNIST no content checksum
+is recorded (no copy of MNIST was at hand to measure), so a gzipped MNIST file must have
 the published MD5 and an uncompressed one is checked by its structure alone. A file
 whose content is another data set's (Fashion-MNIST's files where MNIST's are expected,
 or the other way round) is refused.
@@ -244,23 +244,20 @@ def _read_checked(spec, name, path, md5, sha256):
 
 
 def _verify(spec, name, path, array, md5, sha256):
-    """Pass a .gz with the expected MD5 or content with the expected SHA-256 (module
-    docstring); refuse another data set's file and any other mismatch."""
+    """Check the content's SHA-256 where one is recorded, else a .gz file's MD5 where one
+    is published (module docstring); refuse another data set's file."""
     content = hashlib.sha256(idx_bytes(array)).hexdigest()
     for other in (FASHION_MNIST, MNIST):
         if other.name != spec.name and content == other.sha256.get(name):
             raise ValueError(f"{path} is {other.name}'s {name}, not {spec.name}'s; "
                              f"keep each data set in its own folder ({spec.folder}/)")
-    gzipped = _is_gzip(path)
-    if gzipped and name in md5 and file_digest(path, "md5") == md5[name]:
-        return
     advice = f"delete {path} and get the file again"
     if name in sha256:
         if content != sha256[name]:
             raise ValueError(f"{path}: the SHA-256 of its decompressed content is {content}, "
                              f"expected {sha256[name]} ({spec.name}'s {name}): the file is "
                              f"corrupt or not {spec.name}; {advice}")
-    elif gzipped and name in md5:
+    elif _is_gzip(path) and name in md5 and file_digest(path, "md5") != md5[name]:
         raise ValueError(f"{path}: MD5 {file_digest(path, 'md5')}, expected the published "
                          f"{md5[name]} ({spec.name}'s {name}.gz): the file is corrupt or "
                          f"not {spec.name}; {advice}")
