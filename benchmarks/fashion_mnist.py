@@ -107,7 +107,7 @@ def build_model(widths, convs_per_stage, init, seed):
         layers.append(MaxPool2D(2, 2))
     head = Linear(c_in, 10, seed=rng)
     model = Sequential(*layers, GlobalAvgPool2D(), head)
-    redraw = {"he": [], "torch": [l for l in layers if isinstance(l, Conv2D)] + [head],
+    redraw = {"he": [], "torch": [m for m in layers if isinstance(m, Conv2D)] + [head],
               "torch-head": [head]}[init]
     init_rng = np.random.default_rng([seed, 1])
     for layer in redraw:  # PyTorch's default: kaiming_uniform_(a=sqrt(5)) and its bias rule
