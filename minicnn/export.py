@@ -18,7 +18,7 @@ import copy
 import numpy as np
 
 from . import layers as L
-from .functional.pooling import pool_geometry
+from .functional.geometry import pool_geometry
 from .grad_mode import no_grad
 from .models.sequential import Sequential
 from .serialization import atomic_path

@@ -66,7 +66,9 @@ def test_every_kernel_has_a_reference_twin_with_the_same_signature():
     kernels |= {"softmax_cross_entropy", "mse"}
     assert kernels == set(R.__all__)
     for name in R.__all__:
-        assert inspect.signature(getattr(R, name)) == inspect.signature(getattr(F, name)), name
+        params = [[(p.name, p.kind, p.default) for p in
+                   inspect.signature(getattr(module, name)).parameters.values()] for module in (R, F)]
+        assert params[0] == params[1], name  # the same arguments (the fast ones carry type hints)
         assert getattr(R, name).__doc__ and "reference" in getattr(F, name).__doc__, name
 
 

@@ -17,7 +17,8 @@ from .activations import (
     relu_backward,
     relu_forward,
 )
-from .conv import col2im, conv2d_backward, conv2d_forward, conv_output_size, im2col
+from .conv import col2im, conv2d_backward, conv2d_forward, im2col
+from .geometry import conv_output_size, pair, pool_geometry, pool_output_size, window
 from .linear import flatten_backward, flatten_forward, linear_backward, linear_forward
 from .losses import mse, softmax_cross_entropy
 from .normalization import batchnorm_backward, batchnorm_forward
@@ -28,7 +29,6 @@ from .pooling import (
     global_avg_pool2d_forward,
     max_pool2d_backward,
     max_pool2d_forward,
-    pool_output_size,
 )
 
 __all__ = ["FAST", "avg_pool2d_backward", "avg_pool2d_forward", "batchnorm_backward",
@@ -36,8 +36,9 @@ __all__ = ["FAST", "avg_pool2d_backward", "avg_pool2d_forward", "batchnorm_backw
            "conv_output_size", "dropout_backward", "dropout_forward", "flatten_backward",
            "flatten_forward", "global_avg_pool2d_backward", "global_avg_pool2d_forward", "im2col",
            "leaky_relu_backward", "leaky_relu_forward", "linear_backward", "linear_forward",
-           "max_pool2d_backward", "max_pool2d_forward", "mse", "pool_output_size", "reference",
-           "relu_backward", "relu_forward", "softmax_cross_entropy", "use_reference"]
+           "max_pool2d_backward", "max_pool2d_forward", "mse", "pair", "pool_geometry",
+           "pool_output_size", "reference",
+           "relu_backward", "relu_forward", "softmax_cross_entropy", "use_reference", "window"]
 
 #: The fast kernels, by name: what ``use_reference`` puts back when it ends.
 FAST = {name: globals()[name] for name in reference.__all__}

@@ -3,13 +3,15 @@
 Each is one or two vectorised passes over the array; the element-by-element loops are
 in :mod:`minicnn.functional.reference`.
 """
+from __future__ import annotations
+
 import numpy as np
 
 from . import buffers
 from .caches import DropoutCache, LeakyReluCache, ReluCache
 
 
-def relu_forward(x):
+def relu_forward(x: np.ndarray) -> tuple[np.ndarray, ReluCache]:
     """x: any shape -> out = max(x, 0), same shape; cache: :class:`ReluCache` (out).
 
     One ``np.maximum`` into a pooled array (:mod:`.buffers`) laid out like x; loop
@@ -19,7 +21,7 @@ def relu_forward(x):
     return out, ReluCache(out)
 
 
-def relu_backward(dout, cache):
+def relu_backward(dout: np.ndarray, cache: ReluCache) -> np.ndarray:
     """dx = dout where the input was positive (out > 0), else 0; shape of dout.
 
     One multiply by a boolean mask, into a pooled array laid out like dout; loop version:
@@ -28,7 +30,7 @@ def relu_backward(dout, cache):
     return np.multiply(dout, cache.out > 0, out=buffers.empty_like(dout))
 
 
-def leaky_relu_forward(x, negative_slope=0.01):
+def leaky_relu_forward(x: np.ndarray, negative_slope: float = 0.01) -> tuple[np.ndarray, LeakyReluCache]:
     """out = x if x > 0 else negative_slope * x, same shape;
     cache: :class:`LeakyReluCache` (positive = x > 0, negative_slope).
 
@@ -39,7 +41,7 @@ def leaky_relu_forward(x, negative_slope=0.01):
     return out, LeakyReluCache(positive, negative_slope)
 
 
-def leaky_relu_backward(dout, cache):
+def leaky_relu_backward(dout: np.ndarray, cache: LeakyReluCache) -> np.ndarray:
     """dx = dout where x > 0, negative_slope * dout elsewhere; shape of dout.
 
     One ``np.where``; loop version: :func:`minicnn.functional.reference.leaky_relu_backward`.
@@ -47,7 +49,9 @@ def leaky_relu_backward(dout, cache):
     return np.where(cache.positive, dout, dout * dout.dtype.type(cache.negative_slope))
 
 
-def dropout_forward(x, p, rng=None, training=True, mask=None):
+def dropout_forward(x: np.ndarray, p: float, rng: np.random.Generator | None = None,
+                    training: bool = True, mask: np.ndarray | None = None,
+                    ) -> tuple[np.ndarray, DropoutCache]:
     """Inverted dropout: in training, zero each element with probability p, scale by 1/(1-p).
 
     Inputs: x any shape; p in [0, 1); rng a numpy Generator; mask (optional) a given
@@ -64,7 +68,7 @@ def dropout_forward(x, p, rng=None, training=True, mask=None):
     return x * mask, DropoutCache(mask)
 
 
-def dropout_backward(dout, cache):
+def dropout_backward(dout: np.ndarray, cache: DropoutCache) -> np.ndarray:
     """dx = dout * mask, shape of dout (dout itself for the identity).
 
     Loop version: :func:`minicnn.functional.reference.dropout_backward`.

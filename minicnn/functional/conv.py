@@ -23,27 +23,16 @@ Padding is never materialised: im2col writes zeros where a window reads padding,
 col2im drops what falls there. Outputs and gradients come from the pool of recycled
 arrays (:mod:`.buffers`). Measurements: docs/performance.md.
 """
+from __future__ import annotations
+
 import numpy as np
 
 from . import buffers
 from .caches import ConvCache
+from .geometry import conv_output_size
 
 #: Largest im2col band, in bytes (a band holds at least one output row).
 BAND_BYTES = 8 << 20
-
-
-def conv_output_size(size, kernel, stride, padding, who="conv2d"):
-    """floor((size + 2 * padding - kernel) / stride) + 1, or a clear ValueError."""
-    if size + 2 * padding < kernel:
-        raise ValueError(f"{who}: kernel size {kernel} is larger than the padded input "
-                         f"size {size} + 2*{padding} = {size + 2 * padding}")
-    return (size + 2 * padding - kernel) // stride + 1
-
-
-def window(a, i, j, out_h, out_w, stride):
-    """The view a[..., i + sh*oh, j + sw*ow] for all oh < out_h, ow < out_w."""
-    sh, sw = stride
-    return a[..., i:i + sh * (out_h - 1) + 1:sh, j:j + sw * (out_w - 1) + 1:sw]
 
 
 def _inside(offset, stride, padding, size, lo, hi):
@@ -156,7 +145,9 @@ def _conv_gemm(xc, w2, kernel, stride, padding, out_hw, cols, out, bias=None):
     return cols
 
 
-def conv2d_forward(x, w, b, stride=(1, 1), padding=(0, 0), cols=None):
+def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+                   stride: tuple[int, int] = (1, 1), padding: tuple[int, int] = (0, 0),
+                   cols: np.ndarray | None = None) -> tuple[np.ndarray, ConvCache]:
     """Forward pass of a 2-D convolution (cross-correlation, as in PyTorch), by im2col + GEMM.
 
     out[n, f, i, j] = b[f] + sum_{c, p, q} w[f, c, p, q] * xpad[n, c, sh*i + p, sw*j + q]
@@ -195,7 +186,8 @@ def dx_by_gather(kernel, stride, padding, channels, input_grad=True):
     return input_grad and stride == (1, 1) and ph < kh and pw < kw and F <= C
 
 
-def conv2d_backward(dout, cache, input_grad=True):
+def conv2d_backward(dout: np.ndarray, cache: ConvCache, input_grad: bool = True,
+                    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Backward pass of :func:`conv2d_forward`.
 
     Inputs:

@@ -2,13 +2,15 @@
 
 The loops over samples and output features are in :mod:`minicnn.functional.reference`.
 """
+from __future__ import annotations
+
 import numpy as np
 
 from . import buffers
 from .caches import FlattenCache, LinearCache
 
 
-def linear_forward(x, w, b):
+def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> tuple[np.ndarray, LinearCache]:
     """x: (N, D), w: (M, D) as in PyTorch, b: (M,) or None -> out: (N, M) = x w^T + b.
 
     cache: :class:`LinearCache` (x, w). One matrix product for the whole batch; loop
@@ -20,7 +22,8 @@ def linear_forward(x, w, b):
     return out, LinearCache(x, w)
 
 
-def linear_backward(dout, cache, input_grad=True):
+def linear_backward(dout: np.ndarray, cache: LinearCache, input_grad: bool = True,
+                    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """dout: (N, M) -> (dx = dout w (N, D) or None, dw = dout^T x (M, D), db = sum_n dout (M,)).
 
     Two matrix products for the whole batch, into pooled arrays (:mod:`.buffers`). dx gets
@@ -41,7 +44,7 @@ def linear_backward(dout, cache, input_grad=True):
     return dx, dw, dout.sum(axis=0)
 
 
-def flatten_forward(x):
+def flatten_forward(x: np.ndarray) -> tuple[np.ndarray, FlattenCache]:
     """x: (N, d1, d2, ...) -> out: (N, d1 * d2 * ...), row-major; cache: :class:`FlattenCache` (x_shape).
 
     A ``reshape`` (a view when it can be); loop version:
@@ -50,7 +53,7 @@ def flatten_forward(x):
     return x.reshape(x.shape[0], -1), FlattenCache(x.shape)
 
 
-def flatten_backward(dout, cache):
+def flatten_backward(dout: np.ndarray, cache: FlattenCache) -> np.ndarray:
     """dout: (N, d1 * d2 * ...) -> dx: the input's shape (N, d1, d2, ...), by ``reshape``.
 
     Loop version: :func:`minicnn.functional.reference.flatten_backward`.

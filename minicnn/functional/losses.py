@@ -4,10 +4,12 @@ The kernels trust their inputs; :mod:`minicnn.losses` wraps them with input chec
 Both work on the whole batch at once; the loops over samples are in
 :mod:`minicnn.functional.reference`.
 """
+from __future__ import annotations
+
 import numpy as np
 
 
-def softmax_cross_entropy(scores, y):
+def softmax_cross_entropy(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     """
     Softmax cross-entropy loss, averaged over the batch.
 
@@ -34,7 +36,7 @@ def softmax_cross_entropy(scores, y):
     return float(loss), dscores.astype(scores.dtype, copy=False)
 
 
-def mse(pred, target):
+def mse(pred: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
     """
     Mean squared error over all elements (PyTorch's ``MSELoss`` with reduction='mean').
 

@@ -5,6 +5,8 @@ a few broadcast passes written into the output arrays (``out=``), in whatever me
 layout x has (a conv's batch-last output stays batch-last); the loop over channels is in
 :mod:`minicnn.functional.reference`.
 """
+from __future__ import annotations
+
 import numpy as np
 
 from . import buffers
@@ -16,7 +18,8 @@ def _bshape(x):
     return (1, x.shape[1]) + (1,) * (x.ndim - 2)
 
 
-def batchnorm_forward(x, gamma, beta, mean=None, var=None, eps=1e-5):
+def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray | None = None,
+                      var: np.ndarray | None = None, eps: float = 1e-5) -> tuple[np.ndarray, BatchNormCache]:
     """Batch normalisation for x: (N, C) or (N, C, H, W).
 
     With mean/var None (training) the statistics are the batch's, over all axes but 1;
@@ -47,7 +50,7 @@ def batchnorm_forward(x, gamma, beta, mean=None, var=None, eps=1e-5):
     return out, BatchNormCache(xhat, gamma, inv_std, mean, var, batch_stats)
 
 
-def batchnorm_backward(dout, cache):
+def batchnorm_backward(dout: np.ndarray, cache: BatchNormCache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """dout like x -> (dx like x, dgamma (C,), dbeta (C,)).
 
     dbeta = sum dout, dgamma = sum dout * xhat (over all axes but 1); in training

@@ -12,39 +12,13 @@ all to the first maximum in row-major order (``ties="first"``, PyTorch's rule).
 Overlapping windows accumulate. Every array keeps the memory layout of the input (a
 conv's output is batch-last, see :mod:`.conv`). Measurements: docs/performance.md.
 """
+from __future__ import annotations
+
 import numpy as np
 
 from . import buffers
 from .caches import AvgPoolCache, GlobalAvgPoolCache, MaxPoolCache
-from .conv import window
-
-
-def pool_output_size(size, kernel, stride, padding, ceil_mode=False, who="pool2d"):
-    """Output size as PyTorch defines it.
-
-    floor((size + 2p - k) / s) + 1, or with ceil_mode ceil(...) + 1, minus one if the
-    last window would start inside the right padding.
-    """
-    if padding * 2 > kernel:
-        raise ValueError(f"{who}: padding {padding} must be at most half the kernel size {kernel}")
-    if size + 2 * padding < kernel:
-        raise ValueError(f"{who}: kernel size {kernel} is larger than the padded input "
-                         f"size {size} + 2*{padding} = {size + 2 * padding}")
-    span = size + 2 * padding - kernel
-    out = (-(-span // stride) if ceil_mode else span // stride) + 1
-    if ceil_mode and (out - 1) * stride >= size + padding:
-        out -= 1
-    return out
-
-
-def pool_geometry(shape, kernel, stride, padding, ceil_mode):
-    """Output size and the extra bottom/right padding that ceil_mode's last window needs."""
-    H, W = shape[2:]
-    oh = pool_output_size(H, kernel[0], stride[0], padding[0], ceil_mode)
-    ow = pool_output_size(W, kernel[1], stride[1], padding[1], ceil_mode)
-    eh = max(0, (oh - 1) * stride[0] + kernel[0] - H - 2 * padding[0])
-    ew = max(0, (ow - 1) * stride[1] + kernel[1] - W - 2 * padding[1])
-    return (oh, ow), (eh, ew)
+from .geometry import pool_geometry, window
 
 
 def _pad(x, padding, extra, fill):
@@ -94,7 +68,9 @@ def _crop(dxp, shape, padding):
     return dxp[:, :, ph:ph + H, pw:pw + W]
 
 
-def max_pool2d_forward(x, kernel, stride, padding=(0, 0), ceil_mode=False):
+def max_pool2d_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                       padding: tuple[int, int] = (0, 0), ceil_mode: bool = False,
+                       ) -> tuple[np.ndarray, MaxPoolCache]:
     """Forward pass of 2-D max pooling; padding counts as -inf.
 
     out[n, c, i, j] = max_{p < kh, q < kw} xpad[n, c, sh*i + p, sw*j + q]
@@ -125,7 +101,7 @@ def max_pool2d_forward(x, kernel, stride, padding=(0, 0), ceil_mode=False):
     return out, MaxPoolCache(xp, out, x.shape, kernel, stride, padding)
 
 
-def max_pool2d_backward(dout, cache, ties="split"):
+def max_pool2d_backward(dout: np.ndarray, cache: MaxPoolCache, ties: str = "split") -> np.ndarray:
     """Backward pass of 2-D max pooling.
 
     Inputs:
@@ -180,8 +156,9 @@ def _window_counts(size, out, kernel, stride, padding, include_pad):
     return end - start
 
 
-def avg_pool2d_forward(x, kernel, stride, padding=(0, 0), ceil_mode=False,
-                       count_include_pad=True):
+def avg_pool2d_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                       padding: tuple[int, int] = (0, 0), ceil_mode: bool = False,
+                       count_include_pad: bool = True) -> tuple[np.ndarray, AvgPoolCache]:
     """Forward pass of 2-D average pooling (zero padding), divisors as in PyTorch.
 
     out[n, c, i, j] = sum_{p, q} xpad[n, c, sh*i + p, sw*j + q] / divisor[i, j]
@@ -208,7 +185,7 @@ def avg_pool2d_forward(x, kernel, stride, padding=(0, 0), ceil_mode=False,
     return total / divisor, AvgPoolCache(x.shape, xp.shape, divisor, kernel, stride, padding)
 
 
-def avg_pool2d_backward(dout, cache):
+def avg_pool2d_backward(dout: np.ndarray, cache: AvgPoolCache) -> np.ndarray:
     """Backward pass of 2-D average pooling: each window spreads dout / divisor evenly.
 
     dout: (N, C, H', W'), cache: :class:`AvgPoolCache` -> dx: (N, C, H, W).
@@ -229,7 +206,7 @@ def avg_pool2d_backward(dout, cache):
     return _crop(_spread(like, kernel, stride, (oh, ow), put, add), shape, padding)
 
 
-def global_avg_pool2d_forward(x):
+def global_avg_pool2d_forward(x: np.ndarray) -> tuple[np.ndarray, GlobalAvgPoolCache]:
     """x: (N, C, H, W) -> out: (N, C), out[n, c] = mean over (h, w) of x[n, c, h, w].
 
     cache: :class:`GlobalAvgPoolCache` (x_shape). One ``mean`` over the last two axes;
@@ -238,7 +215,7 @@ def global_avg_pool2d_forward(x):
     return x.mean(axis=(2, 3)), GlobalAvgPoolCache(x.shape)
 
 
-def global_avg_pool2d_backward(dout, cache):
+def global_avg_pool2d_backward(dout: np.ndarray, cache: GlobalAvgPoolCache) -> np.ndarray:
     """dout: (N, C) -> dx: (N, C, H, W), each position receives dout[n, c] / (H * W).
 
     One broadcast into a batch-last array ((C, H, W, N) in memory, the layout of the

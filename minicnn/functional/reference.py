@@ -27,8 +27,7 @@ from .caches import (
     MaxPoolCache,
     ReluCache,
 )
-from .conv import conv_output_size
-from .pooling import pool_output_size
+from .geometry import conv_output_size, pool_output_size
 
 __all__ = ["conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
            "avg_pool2d_forward", "avg_pool2d_backward", "global_avg_pool2d_forward",

@@ -32,20 +32,6 @@ _MARKER = "__minicnn_model__"
 _INTERNAL = {"_cache", "_out_spec", "_buffer_names", "training"}
 
 
-def pair(v, name="value"):
-    """Normalise an int or (h, w) pair to a tuple of two ints."""
-    if isinstance(v, (tuple, list)):
-        if len(v) != 2:
-            raise ValueError(f"{name} must be an int or a pair (h, w), got {v!r}")
-        h, w = v
-    else:
-        h = w = v
-    for t in (h, w):
-        if isinstance(t, bool) or not isinstance(t, (int, np.integer)):
-            raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
-    return int(h), int(w)
-
-
 def short(p):
     """(3, 3) -> 3 for a readable repr; (3, 5) stays a pair."""
     return p[0] if p[0] == p[1] else p

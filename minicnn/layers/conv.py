@@ -2,10 +2,11 @@
 import numpy as np
 
 from .. import functional as F
+from ..functional.geometry import pair
 from ..grad_mode import is_grad_enabled
 from ..init import kaiming_normal
 from ..parameter import Parameter
-from .base import Layer, as_generator, pair, short
+from .base import Layer, as_generator, short
 
 
 class Conv2D(Layer):

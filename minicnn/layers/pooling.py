@@ -1,6 +1,7 @@
 """Pooling layers: max, average and global average."""
 from .. import functional as F
-from .base import Layer, pair, short
+from ..functional.geometry import pair
+from .base import Layer, short
 
 
 class _Pool2D(Layer):

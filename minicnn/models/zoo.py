@@ -7,6 +7,7 @@ The same seed gives bit-identical initial weights.
 """
 import numpy as np
 
+from ..functional.geometry import pair
 from ..layers import (
     BatchNorm2D,
     Conv2D,
@@ -17,7 +18,7 @@ from ..layers import (
     ReLU,
     Residual,
 )
-from ..layers.base import as_generator, pair
+from ..layers.base import as_generator
 from .sequential import Sequential
 
 
