@@ -192,10 +192,11 @@ def test_train_py_refuses_bad_weight_decay(tmp_path):
 
 
 def test_a_diverging_run_exits_non_zero_and_leaves_only_finite_files(tmp_path):
-    """SGD at lr 10 (in range, but far too large) blows up in epoch 2: train.py says where,
-    exits 1, and every file of the run folder holds finite numbers only."""
+    """SGD at lr 10 with weight decay 1 (in range, but far too large) blows up in epoch 2:
+    train.py says where, exits 1, and every file of the run folder holds finite numbers only."""
     out = tmp_path / "run"
-    result = train_py(*TINY, "--optimizer", "sgd", "--lr", "10", "--epochs", "3", "--out", out)
+    result = train_py(*TINY, "--optimizer", "sgd", "--lr", "10", "--weight-decay", "1",
+                      "--epochs", "3", "--out", out)
     assert result.returncode == 1, result.stdout + result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("train.py: error: ") and "Traceback" not in result.stderr

@@ -102,3 +102,26 @@ def test_every_model_runs_forward_and_backward_on_grayscale_and_colour(name, sha
     assert dx.shape == x.shape and np.abs(dx).sum() > 0
     weights = [p for n, p in model.named_parameters() if n.endswith("weight")]
     assert weights[0].grad.any() and weights[-1].grad.any()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_the_first_loss_is_close_to_log_of_the_class_count(name):
+    """The CS231n sanity check: the classifier starts small (init="pytorch"), so the loss
+    of a fresh network on normalised inputs is about ln(10) = 2.30."""
+    x, y = synthetic_cifar(128, seed=0)
+    x = normalize(x, *fit_normalizer(x))
+    loss = SoftmaxCrossEntropy()(build_model(name, seed=0)(x), y)  # as the first step sees it
+    assert abs(loss - np.log(10)) < 0.35, loss  # measured 2.42-2.61; a He classifier: 2.78-3.87
+
+
+def test_init_rules():
+    he = Linear(400, 50, seed=0)
+    torch_like = Linear(400, 50, seed=0, init="pytorch")
+    assert abs(he.weight.data.std() - np.sqrt(2 / 400)) < 0.005 and not he.bias.data.any()
+    bound = 1 / np.sqrt(400)
+    for p in (torch_like.weight.data, torch_like.bias.data):
+        assert np.abs(p).max() <= bound and abs(p.std() - bound / np.sqrt(3)) < 0.005 * 4
+    conv = Conv2D(4, 8, 3, seed=0, init="pytorch", bias=False)
+    assert conv.bias is None and np.abs(conv.weight.data).max() <= 1 / np.sqrt(36)
+    with pytest.raises(ValueError, match="init must be one of 'he', 'pytorch', got 'xavier'"):
+        Linear(2, 2, init="xavier")

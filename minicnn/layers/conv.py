@@ -4,7 +4,7 @@ import numpy as np
 from .. import functional as F
 from ..functional.geometry import pair
 from ..grad_mode import is_grad_enabled
-from ..init import kaiming_normal
+from ..init import weight_and_bias
 from ..parameter import Parameter
 from .base import Layer, as_generator, short
 
@@ -13,13 +13,15 @@ class Conv2D(Layer):
     """2-D convolution over (N, C, H, W) inputs; weight (out, in, kh, kw) as in PyTorch.
 
     Output size: H' = (H + 2 * padding - kernel_size) // stride + 1.
-    Weights are He-initialised from ``seed`` (int or numpy Generator); bias starts at 0.
+    ``init="he"`` (default): weight ~ N(0, 2 / fan_in), bias 0; ``init="pytorch"``: both
+    ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as ``nn.Conv2d``; fan_in = in_channels * kh * kw
+    (see :mod:`minicnn.init`); drawn from ``seed`` (int or numpy Generator).
     """
 
     can_skip_input_grad = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 bias=True, seed=None, dtype=np.float32):
+                 bias=True, seed=None, dtype=np.float32, init="he"):
         super().__init__()
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
@@ -35,8 +37,9 @@ class Conv2D(Layer):
         kh, kw = self.kernel_size
         fan_in = in_channels * kh * kw
         rng = as_generator(seed)
-        self.weight = Parameter(kaiming_normal((out_channels, in_channels, kh, kw), fan_in, rng, dtype))
-        self.bias = Parameter(np.zeros(out_channels, dtype=dtype)) if bias else None
+        w, b = weight_and_bias(init, (out_channels, in_channels, kh, kw), fan_in, rng, dtype, bias)
+        self.weight = Parameter(w)
+        self.bias = None if b is None else Parameter(b)
         self._cols = None  # im2col band buffer, reused across calls
 
     def forward(self, x):

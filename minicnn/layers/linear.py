@@ -2,25 +2,32 @@
 import numpy as np
 
 from .. import functional as F
-from ..init import kaiming_normal
+from ..init import weight_and_bias
 from ..parameter import Parameter
 from .base import Layer, as_generator
 
 
 class Linear(Layer):
-    """out = x W^T + b for x: (N, in_features); weight (out_features, in_features) as in PyTorch."""
+    """out = x W^T + b for x: (N, in_features); weight (out_features, in_features) as in PyTorch.
+
+    ``init="he"`` (default): weight ~ N(0, 2 / in_features), bias 0; ``init="pytorch"``:
+    both ~ U(-1/sqrt(in_features), 1/sqrt(in_features)), as ``nn.Linear`` (see
+    :mod:`minicnn.init`); drawn from ``seed`` (int or numpy Generator).
+    """
 
     can_skip_input_grad = True
 
-    def __init__(self, in_features, out_features, bias=True, seed=None, dtype=np.float32):
+    def __init__(self, in_features, out_features, bias=True, seed=None, dtype=np.float32,
+                 init="he"):
         super().__init__()
         for name, v in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
                 raise ValueError(f"Linear: {name} must be a positive int, got {v!r}")
         self.in_features, self.out_features = int(in_features), int(out_features)
         rng = as_generator(seed)
-        self.weight = Parameter(kaiming_normal((out_features, in_features), in_features, rng, dtype))
-        self.bias = Parameter(np.zeros(out_features, dtype=dtype)) if bias else None
+        w, b = weight_and_bias(init, (out_features, in_features), in_features, rng, dtype, bias)
+        self.weight = Parameter(w)
+        self.bias = None if b is None else Parameter(b)
 
     def forward(self, x):
         self._check_input(x, 2, self.in_features)
