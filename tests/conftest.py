@@ -39,6 +39,29 @@ def channel_data(n, n_train):
     return (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:])
 
 
+def assert_matches_torch(torch, ours, theirs, x, y):
+    """One softmax cross-entropy step of a float64 minicnn network and the same network in
+    PyTorch (same weights): the loss, dL/dx, every parameter's gradient and every buffer
+    (running statistics) agree to float64 round-off."""
+    from minicnn.losses import SoftmaxCrossEntropy
+    loss_fn = SoftmaxCrossEntropy()
+    loss = loss_fn(ours(x), y)
+    dx = ours.backward(loss_fn.backward())
+    tx = torch.tensor(x, requires_grad=True)
+    tloss = torch.nn.functional.cross_entropy(theirs(tx), torch.tensor(y))
+    tloss.backward()
+    assert abs(loss - tloss.item()) < 1e-10
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-7, atol=1e-10)
+    tparams = dict(theirs.named_parameters())
+    assert set(tparams) == {n for n, _ in ours.named_parameters()}
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(p.grad, tparams[name].grad.numpy(), rtol=1e-7, atol=1e-10,
+                                   err_msg=name)
+    tstate = theirs.state_dict()
+    for name, buf in ours.named_buffers():
+        np.testing.assert_allclose(buf, tstate[name].numpy(), rtol=1e-10, err_msg=name)
+
+
 def train_py(*args, check=True):
     """Run train.py in a subprocess with $MINICNN_DATA pointing at an empty folder (so no
     CIFAR-10 is found); with ``check``, it must exit 0."""

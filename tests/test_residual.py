@@ -4,6 +4,7 @@ import os
 import numpy as np
 import pytest
 
+from conftest import assert_matches_torch
 from minicnn import gradcheck
 from minicnn.layers import BatchNorm2D, Conv2D, ReLU, Residual
 from minicnn.losses import SoftmaxCrossEntropy
@@ -100,23 +101,7 @@ def test_resnet_small_matches_pytorch(training):
     ours, theirs = tiny_resnet(), torch_resnet(torch)
     theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
     ours.train(training), theirs.train(training)
-    y = np.array([0, 3])
-    loss_fn = SoftmaxCrossEntropy()
-    loss = loss_fn(ours(X), y)
-    dx = ours.backward(loss_fn.backward())
-    tx = torch.tensor(X, requires_grad=True)
-    tloss = torch.nn.functional.cross_entropy(theirs(tx), torch.tensor(y))
-    tloss.backward()
-    assert abs(loss - tloss.item()) < 1e-10
-    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-7, atol=1e-10)
-    tparams = dict(theirs.named_parameters())
-    assert set(tparams) == {n for n, _ in ours.named_parameters()}
-    for name, p in ours.named_parameters():
-        np.testing.assert_allclose(p.grad, tparams[name].grad.numpy(), rtol=1e-7, atol=1e-10,
-                                   err_msg=name)
-    tstate = theirs.state_dict()
-    for name, buf in ours.named_buffers():
-        np.testing.assert_allclose(buf, tstate[name].numpy(), rtol=1e-10, err_msg=name)
+    assert_matches_torch(torch, ours, theirs, X, np.array([0, 3]))
 
 
 def test_resnet_small_to_torch_and_back():

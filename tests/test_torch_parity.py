@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from conftest import assert_matches_torch
 from minicnn.layers import (
     AvgPool2D,
     BatchNorm1D,
@@ -43,30 +44,11 @@ def pair_of_nets(torch):
 @pytest.mark.parametrize("training", [True, False])
 def test_network_matches_pytorch(training):
     torch = pytest.importorskip("torch")
-    from minicnn.losses import SoftmaxCrossEntropy
     ours, theirs = pair_of_nets(torch)
     ours.train(training), theirs.train(training)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((4, 3, 9, 9))
-    y = rng.integers(0, 5, size=4)
-
-    loss_fn = SoftmaxCrossEntropy()
-    loss = loss_fn(ours(x), y)
-    dx = ours.backward(loss_fn.backward())
-
-    tx = torch.tensor(x, requires_grad=True)
-    tloss = torch.nn.functional.cross_entropy(theirs(tx), torch.tensor(y))
-    tloss.backward()
-
-    assert abs(loss - tloss.item()) < 1e-10
-    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-7, atol=1e-10)
-    tparams = dict(theirs.named_parameters())
-    for name, p in ours.named_parameters():
-        np.testing.assert_allclose(p.grad, tparams[name].grad.numpy(), rtol=1e-7, atol=1e-10,
-                                   err_msg=name)
-    for name, buf in ours.named_buffers():
-        np.testing.assert_allclose(buf, theirs.state_dict()[name].numpy(), rtol=1e-10,
-                                   err_msg=name)
+    assert_matches_torch(torch, ours, theirs, rng.standard_normal((4, 3, 9, 9)),
+                         rng.integers(0, 5, size=4))
 
 
 def test_max_pool_first_rule_equals_pytorch_with_ties():
