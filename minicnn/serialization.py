@@ -9,7 +9,7 @@ announcing a huge shape is refused before any memory is spent on it.
 
 Writing refuses non-finite values: :func:`save_npz` raises :class:`NonFiniteError` for
 any float array holding NaN or inf, so no model or checkpoint file with a broken value is
-ever written (``Sequential.save`` and the training checkpoints all go through it).
+ever written (``Layer.save`` and the training checkpoints all go through it).
 """
 import contextlib
 import math

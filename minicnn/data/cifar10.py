@@ -191,7 +191,7 @@ def check_not_broken(path, what):
 
 
 def _check_present(folder, root):
-    advice = (f"run with download=True (e.g. python train.py --download) or put "
+    advice = (f"run with download=True (e.g. python train.py --dataset cifar10 --download) or put "
               f"{FOLDER} in {os.path.abspath(root)}")
     check_not_broken(root, "data folder")
     check_not_broken(folder, "CIFAR-10 folder")

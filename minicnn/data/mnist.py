@@ -196,7 +196,7 @@ def _not_found(spec, root, folders, partial):
         note = (f" (has some, lacks {', '.join(partial[folder])})" if folder in partial else "")
         lines.append(f"  {os.path.abspath(folder)}{note}")
     how = [f"download them into {os.path.abspath(target)} with download=True "
-           f"(python train.py --download)"]
+           f"(python train.py --dataset {spec.folder} --download)"]
     if spec.package:
         how.insert(0, f"install them with 'apt-get install {spec.package}' (Debian, Ubuntu), "
                       f"which puts them in {spec.system_dir}")

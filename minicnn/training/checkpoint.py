@@ -4,7 +4,7 @@
 a 0-d string array of JSON with the training position, the history, the states of
 every numpy Generator the model owns (Dropout's ``rng``) and, when ``fit`` was given
 one, the run's ``config``; it loads without pickle. ``best.npz`` is a plain model file
-(``Sequential.save``).
+(``Layer.save``).
 
 Loading is bounded and checked before anything is decompressed (see
 :func:`minicnn.serialization.load_npz`): every ``model.*`` entry must have the shape and
