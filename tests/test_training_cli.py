@@ -423,6 +423,8 @@ def test_preset_fills_the_recipe_and_flags_given_win(monkeypatch):
                                             "--augment", "--widths", "8,16"]))
     assert config["epochs"] == 3 and config["lr"] == 0.05 and config["augment"] is True
     assert config["model_args"] == {"in_channels": 1, "widths": [8, 16]}
+    other = cli.new_config(cli.parse_args(["--preset", "fashion", "--optimizer", "adam"]))
+    assert other["optimizer"] == "adam" and other["lr"] == 3e-3  # not the preset's SGD rate
     plain = cli.new_config(cli.parse_args(["--dataset", "fashion-mnist"]))
     assert plain["num_train"] == 10_000 and plain["epochs"] == 3 and plain["augment"] is False
     assert cli.new_config(cli.parse_args(["--dataset", "synthetic"]))["num_train"] == 5000

@@ -277,9 +277,11 @@ def new_config(args):
             raise ValueError(f"--widths is for vgg_small and resnet_small, not {model}")
         model_args["widths"] = list(widths)
     optimizer = chosen["optimizer"]
+    # a preset's learning rate belongs to its optimizer: another optimizer gets its own default
+    preset_lr = preset.get("lr") if optimizer == preset.get("optimizer") else None
     return dict(dataset=dataset, data_dir=args.data_dir, model=model, model_args=model_args,
                 epochs=chosen["epochs"], batch_size=chosen["batch_size"],
-                lr=args.lr or preset.get("lr") or OPTIMIZERS[optimizer][1], optimizer=optimizer,
+                lr=args.lr or preset_lr or OPTIMIZERS[optimizer][1], optimizer=optimizer,
                 weight_decay=chosen["weight_decay"], schedule=chosen["schedule"],
                 augment=False if chosen["augment"] == "none" else chosen["augment"],
                 num_train=chosen["num_train"],
