@@ -62,6 +62,14 @@ def _spread(like, kernel, stride, out_hw, put, add, write_first=True):
     return dxp
 
 
+def _real(i, j, out_hw, stride, padding, hw):
+    """(H', W') booleans (broadcast): whether kernel offset (i, j) of each window reads x
+    rather than its padding."""
+    rows = np.arange(out_hw[0]) * stride[0] + i - padding[0]
+    cols = np.arange(out_hw[1]) * stride[1] + j - padding[1]
+    return ((rows >= 0) & (rows < hw[0]))[:, None] & ((cols >= 0) & (cols < hw[1]))
+
+
 def _crop(dxp, shape, padding):
     H, W = shape[2:]
     ph, pw = padding
@@ -112,6 +120,9 @@ def max_pool2d_backward(dout: np.ndarray, cache: MaxPoolCache, ties: str = "spli
 
     Returns dx: (N, C, H, W). Overlapping windows add their shares.
 
+    Padding is -inf and never wins: where a window's real maximum is -inf too, the
+    offsets that read padding are struck from its winners (PyTorch's rule).
+
     Per kernel offset, ``window == out`` marks the winners of every window at once; their
     count (or a running "taken" mask for "first") gives each winner's share, and
     :func:`_spread` adds the shares back offset by offset. Loop version:
@@ -123,6 +134,10 @@ def max_pool2d_backward(dout: np.ndarray, cache: MaxPoolCache, ties: str = "spli
     if np.isnan(out).any():  # NaN is the maximum, as in PyTorch: each NaN wins its window
         for w, (i, j) in zip(winners, _offsets(kernel)):
             w |= np.isnan(window(xp, i, j, oh, ow, stride))
+    if xp.shape != shape and np.isneginf(out).any():
+        # a window whose real maximum is -inf ties with its padding: padding never wins
+        for w, (i, j) in zip(winners, _offsets(kernel)):
+            w &= _real(i, j, (oh, ow), stride, padding, shape[2:])
     if ties == "split":
         count = winners[0].astype(dout.dtype)
         for w in winners[1:]:

@@ -165,19 +165,25 @@ def max_pool2d_backward(dout, cache, ties="split"):
     xpad, _, (N, C, H, W), (kh, kw), (sh, sw), (ph, pw) = cache
     _, _, H_out, W_out = dout.shape
     dxpad = np.zeros(xpad.shape, dtype=dout.dtype)
+    real = np.zeros(xpad.shape[2:], dtype=bool)  # the positions of x inside xpad
+    real[ph:ph + H, pw:pw + W] = True
     for n in range(N):
         for c in range(C):
             for i in range(H_out):
                 for j in range(W_out):
                     h0, w0 = i * sh, j * sw
                     window = xpad[n, c, h0:h0 + kh, w0:w0 + kw]
+                    inside = real[h0:h0 + kh, w0:w0 + kw]
+                    nan = np.isnan(window)  # a NaN is the maximum, as in PyTorch
+                    # the candidates: x's elements equal to the maximum. Padding is never
+                    # one, even when the window's real maximum is -inf and ties with it.
+                    won = nan if nan.any() else inside & (window == np.max(window))
                     mask = np.zeros(window.shape, dtype=dout.dtype)
                     if ties == "split":
-                        nan = np.isnan(window)  # a NaN is the maximum, as in PyTorch
-                        mask[nan if nan.any() else window == np.max(window)] = 1
+                        mask[won] = 1
                         mask /= np.sum(mask)  # k tied maxima: 1/k each
                     else:
-                        mask[np.unravel_index(np.argmax(window), window.shape)] = 1
+                        mask[np.unravel_index(np.argmax(won), window.shape)] = 1  # the first
                     # The note assigned: dx[window] = mask * dout. Where windows overlap
                     # (stride < kernel) that overwrites the share an earlier window gave
                     # to the same input, which may be the maximum of both. Add instead.
