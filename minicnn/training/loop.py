@@ -134,8 +134,9 @@ def fit(model: Layer, loss_fn: Loss, optimizer: Optimizer,
     - train_data, val_data: ``(x, y)`` with x of shape (N, C, H, W), y of shape (N,) ints
     - epochs: total number of epochs; a resumed run continues up to it
     - batch_size: training minibatch size (``eval_batch_size`` for evaluation)
-    - schedule: object with ``lr_at(epoch)`` (epoch counted from 0), applied at the start
-      of every epoch; None keeps ``optimizer.lr``
+    - schedule: object with ``lr_at(t)`` (:mod:`minicnn.training.schedules`): applied at the
+      start of every epoch (t = epoch from 0), or before every step when its ``per_step``
+      is True (t = steps since the run began, resumes included); None keeps ``optimizer.lr``
     - augment: False, True (random crop + flip) or ``f(x_batch, rng) -> x_batch``
     - seed: int or ``SeedSequence`` for the shuffling and augmentation Generator
     - out_dir: run folder for history, ``checkpoint.npz`` and ``best.npz``; None writes nothing
@@ -195,13 +196,17 @@ def fit(model: Layer, loss_fn: Loss, optimizer: Optimizer,
             raise ValueError(f"checkpoint {path!r}: field 'position.step' is {start.step}, but "
                              f"an epoch of {len(x_train)} samples in batches of {batch_size} "
                              f"has {len(loader)} steps; it was written for other data")
+    per_step = bool(getattr(schedule, "per_step", False))
+    if schedule is not None and epochs > 0:  # a schedule too short fails now, not mid-run
+        schedule.lr_at(int(epochs) * len(loader) - 1 if per_step else int(epochs) - 1)
     folder = _RunFolder(model, optimizer, rng, history, out_dir, config)
-    trainer = _Trainer(model, loss_fn, optimizer, loader, folder)
+    trainer = _Trainer(model, loss_fn, optimizer, loader, folder,
+                       schedule if per_step else None)
     model.train()
     with _DeferredInterrupt() as trainer.interrupt:
         try:
             for epoch in range(start.epoch, int(epochs)):
-                if schedule is not None:
+                if schedule is not None and not per_step:
                     optimizer.lr = schedule.lr_at(epoch)
                 part = start if epoch == start.epoch else Position(epoch)
                 began = time.perf_counter() - part.seconds
@@ -240,9 +245,10 @@ class _Trainer:
     """What one epoch of training needs: the model, loss, optimizer, data, run folder and
     the Ctrl-C flag."""
 
-    def __init__(self, model, loss_fn, optimizer, loader, folder):
+    def __init__(self, model, loss_fn, optimizer, loader, folder, step_schedule=None):
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.loader, self.folder, self.interrupt = loader, folder, None
+        self.step_schedule = step_schedule
 
     def train_epoch(self, part, bar, began):
         """Train on the minibatches of one epoch from ``part`` (a :class:`Position`) on;
@@ -258,6 +264,8 @@ class _Trainer:
                 part.seconds = time.perf_counter() - began
                 self.folder.save(part)
                 raise self.folder.interrupted()
+            if self.step_schedule is not None:  # the run's step count: iterations so far
+                self.optimizer.lr = self.step_schedule.lr_at(len(self.folder.history.iteration_loss))
             loss, correct = self.train_step(xb, yb)
             if not math.isfinite(loss):
                 self.folder.save_history()
