@@ -21,7 +21,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..serialization import error_message
-from ..training.history import History
 from .png import save_png
 
 
@@ -123,12 +122,13 @@ def plot_histories(histories, labels=None, path=None, smoothing=0.9, figsize=(11
     """Draw histories side by side; returns the Figure and, given ``path``, writes a PNG of
     ``figsize * dpi`` pixels atomically.
 
-    - histories: list of :class:`History` (or a single one)
+    - histories: list of :class:`minicnn.training.History` (or a single one; anything
+      with ``iteration_loss`` and columns ``h["epoch"]``, ... draws)
     - labels: legend names, one per history (default "run 1", "run 2", ...)
     - smoothing: EMA factor for the loss curve, 0 for none
     - title: optional heading over both plots
     """
-    if isinstance(histories, History):
+    if hasattr(histories, "iteration_loss"):
         histories = [histories]
     labels = labels or [f"run {i + 1}" for i in range(len(histories))]
     fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
@@ -140,6 +140,7 @@ def plot_histories(histories, labels=None, path=None, smoothing=0.9, figsize=(11
 
 def plot_runs(run_dirs, path=None, **kwargs):
     """:func:`plot_histories` of the ``history.json`` in each run folder, labelled by folder name."""
+    from ..training.history import History  # the command line's part; viz draws, not reads
     histories = [History.load(os.path.join(d, "history.json")) for d in run_dirs]
     labels = [os.path.basename(os.path.normpath(d)) for d in run_dirs]
     return plot_histories(histories, labels, path=path, **kwargs)
