@@ -209,7 +209,7 @@ def part_examples(work):
         entry = t.record()
         accs = re.findall(r"validation accuracy ([0-9.]+)%", stdout)
         if accs:
-            entry["val_acc"] = float(accs[-1]) / 100
+            entry["val_acc"] = round(float(accs[-1]) / 100, 4)
         results[script.name] = entry
     return results
 
@@ -260,6 +260,19 @@ def _cpu_model():
 def pct(acc):
     """An accuracy as the docs write it: ``0.9725`` -> ``'97.25 %'``."""
     return f"{100 * acc:.2f} %"
+
+
+def readme_claims(results):
+    """What README.md must say, as it says it, for the parts measured: {what: text}."""
+    parts = results["parts"]
+    claims = {}
+    if "synthetic" in parts:
+        claims["synthetic test accuracy"] = pct(parts["synthetic"]["result"]["test_acc"])
+    if "fashion" in parts:
+        claims["Fashion-MNIST test accuracy"] = pct(parts["fashion"]["result"]["test_acc"])
+    if "fit" in parts:
+        claims["fit snippet, best validation accuracy"] = pct(parts["fit"]["result"]["best_val_acc"])
+    return claims
 
 
 def _load(r):
