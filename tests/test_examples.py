@@ -30,7 +30,7 @@ def test_example_runs(script, tmp_path):
     assert done.stdout.strip(), f"{script.name} printed nothing"
     left = sorted(p.name for p in tmp_path.iterdir())
     assert not left, f"{script.name} wrote {left} into the current folder (use a temporary folder or runs/)"
-    if script.name == "train_small.py":  # the README promises well above chance (about 45%)
+    if script.name == "train_small.py":  # well above chance (10%)
         last = [line for line in done.stdout.splitlines() if "validation accuracy" in line][-1]
         assert float(last.rsplit(" ", 1)[1].rstrip("%")) > 30, last
     if script.name == "residual_block.py":  # trained, saved and reloaded well above chance
