@@ -1,63 +1,25 @@
 """Archives bounded before they are inflated: IDX gzip bombs, oversized or mismatched headers,
 and CIFAR batches whose labels explode when converted. Time and memory are measured in a
-fresh interpreter (peak resident memory, ``ru_maxrss``, above what it held after imports; time
+fresh interpreter (peak resident memory above what it held after imports; time
 as the CPU seconds the interpreter spent, which a busy machine does not inflate as it does
 wall time)."""
 import gzip
 import os
 import pickle
 import struct
-import subprocess
-import sys
-import textwrap
 import time
 import zlib
 
 import numpy as np
 import pytest
+from memory_checks import peak_above_start
 
 from minicnn.data import FASHION_MNIST, load_cifar10, load_fashion_mnist, mnist, read_idx
 from minicnn.data.cifar10 import MAX_BATCH_BYTES
 from minicnn.data.idx import idx_bytes
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FILES = mnist.FILES
 MB = 1 << 20
-
-
-def peak_above_start(code):
-    """Run ``code`` in a fresh interpreter after importing numpy and minicnn.data; returns
-    (peak resident bytes above what the interpreter held before it, CPU seconds, its output).
-
-    The peak is Linux's ``VmHWM`` of the process, reset after the imports (``clear_refs``);
-    not ``ru_maxrss``, which a child started by a big parent (pytest after many tests)
-    inherits from it."""
-    if not os.path.exists("/proc/self/clear_refs"):
-        pytest.skip("needs Linux's /proc/self/clear_refs to measure peak memory")
-    script = textwrap.dedent("""
-        import time
-        import numpy as np
-        import minicnn.data
-
-        def status(key):
-            with open("/proc/self/status") as f:
-                return next(int(x.split()[1]) for x in f if x.startswith(key)) * 1024
-
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # the peak (VmHWM) starts again from what is resident now
-        start_rss = status("VmRSS:")
-        start = time.process_time()
-    """) + textwrap.dedent(code) + textwrap.dedent("""
-        seconds = time.process_time() - start
-        print("MEASURED", status("VmHWM:") - start_rss, seconds)
-    """)
-    env = dict(os.environ, PYTHONPATH=ROOT, MINICNN_DATA=os.path.join(ROOT, "no-such-dir"))
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            env=env, timeout=120, cwd=ROOT)
-    assert result.returncode == 0, result.stderr
-    line = next(x for x in result.stdout.splitlines() if x.startswith("MEASURED"))
-    _, added, seconds = line.split()
-    return int(added), float(seconds), result.stdout
 
 
 def gzip_bomb(header, zeros):
