@@ -196,6 +196,16 @@ def test_a_stalled_or_trickling_server_times_out(tmp_path, hostile, received, mo
     assert received[0] <= most
 
 
+@pytest.mark.parametrize("mode", ["stall", "trickle"])
+def test_a_stalled_download_through_the_loader_leaves_nothing(tmp_path, hostile, monkeypatch,
+                                                              mode):
+    monkeypatch.setattr(download, "STALL_SECONDS", 1.0)
+    monkeypatch.setattr(mnist, "FASHION_MNIST", mnist.FASHION_MNIST._replace(system_dir=None))
+    message = _download_fails(tmp_path / "data", f"{hostile}/{mode}/", ConnectionError,
+                              "stalled", md5=ZERO_MD5)
+    assert message.count("\n") == 0 and f"{mode}/train-images-idx3-ubyte.gz" in message
+
+
 def test_cifar_download_is_bounded_and_leaves_nothing(tmp_path, hostile, received):
     root = tmp_path / "data"
     start = time.monotonic()
