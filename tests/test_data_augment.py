@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from minicnn.data import (
     AUGMENTATIONS,
@@ -115,6 +117,34 @@ def test_random_value_is_standard_normal_noise_on_the_rectangle_only():
     assert abs(noise.mean()) < 0.05 and abs(noise.std() - 1) < 0.05
     changed = (out != 7.0).any(axis=1)  # both channels erased on the same rectangle
     assert ((out != 7.0).sum(axis=1)[changed] == 2).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 6), c=st.integers(1, 3), height=st.integers(1, 24),
+       width=st.integers(1, 24), p=st.floats(0, 1),
+       scale=st.lists(st.floats(0, 1), min_size=2, max_size=2).map(sorted),
+       ratio=st.lists(st.floats(0.1, 10), min_size=2, max_size=2).map(sorted),
+       seed=st.integers(0, 2 ** 32 - 1))
+def test_any_shape_and_ranges_erase_one_fitting_rectangle_or_nothing(
+        n, c, height, width, p, scale, ratio, seed):
+    x = np.random.default_rng(seed).normal(size=(n, c, height, width)).astype(np.float32) + 5
+    before = x.copy()
+    out = random_erasing(x, seed, p, scale, ratio)
+    np.testing.assert_array_equal(x, before)
+    top, left, h, w = erasing_boxes(n, height, width, seed, p, scale, ratio)
+    assert ((h < height) | (h == 0)).all() and ((w < width) | (w == 0)).all()
+    assert (top + h <= height).all() and (left + w <= width).all()
+    area = height * width
+    on = (h > 0) & (w > 0)
+    assert ((h[on] + 0.5) * (w[on] + 0.5) >= scale[0] * area).all()
+    assert ((h[on] - 0.5) * (w[on] - 0.5) <= scale[1] * area).all()
+    assert ((h[on] - 0.5) / (w[on] + 0.5) <= ratio[1]).all()
+    assert ((h[on] + 0.5) / np.maximum(w[on] - 0.5, 1e-9) >= ratio[0]).all()
+    erased = out == 0
+    for k in range(n):
+        box = np.zeros((height, width), bool)
+        box[top[k]:top[k] + h[k], left[k]:left[k] + w[k]] = True
+        assert (erased[k] == box).all()  # the same rectangle on every channel
 
 
 # ---------------------------------------------------------------- boundaries and inputs
