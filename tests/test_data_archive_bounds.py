@@ -1,6 +1,6 @@
 """Archives bounded before they are inflated: IDX gzip bombs, oversized or mismatched headers,
 and CIFAR batches whose labels explode when converted. Time and memory are measured in a
-fresh interpreter (peak resident memory, ``ru_maxrss``, above what it held after imports)."""
+fresh interpreter (peak resident memory, VmHWM, above what it held after imports)."""
 import gzip
 import os
 import pickle
@@ -27,18 +27,19 @@ def peak_above_start(code):
     """Run ``code`` in a fresh interpreter after importing numpy and minicnn.data; returns
     (peak resident bytes above what the interpreter held before it, seconds, its output)."""
     script = textwrap.dedent("""
-        import resource, time
+        import time
         import numpy as np
         import minicnn.data
-        try:  # resident now (Linux), which the imports' transient peak may exceed
+        def status(key):  # kB, from this process image's /proc/self/status (Linux)
             with open("/proc/self/status") as f:
-                start_rss = next(int(x.split()[1]) for x in f if x.startswith("VmRSS:"))
-        except OSError:
-            start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                return next(int(x.split()[1]) for x in f if x.startswith(key + ":"))
+        # VmHWM, not ru_maxrss: ru_maxrss survives exec, so it would hold the peak of the
+        # test process that forked this one (large once a training test ran in it)
+        start_rss = status("VmRSS")  # resident now, which the imports' transient peak may exceed
         start = time.monotonic()
     """) + textwrap.dedent(code) + textwrap.dedent("""
         seconds = time.monotonic() - start
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = status("VmHWM")
         print("MEASURED", (peak - start_rss) * 1024, seconds)
     """)
     env = dict(os.environ, PYTHONPATH=ROOT, MINICNN_DATA=os.path.join(ROOT, "no-such-dir"))
