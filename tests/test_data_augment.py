@@ -316,6 +316,11 @@ def test_compose_spec_repr_and_emptiness():
     assert len(custom) == 1 and (custom(x, 0) == 2).all()
     assert build_augment(pipeline) is pipeline
     assert Compose(["flip", random_crop]).names == ("flip", "random_crop")
+    assert Compose(["crop-flip", "erase"]).names == ("crop", "flip", "erase")
+    with pytest.raises(ValueError, match="Compose: unknown augmentation 'blur'; allowed: crop"):
+        Compose(["flip", "blur"])
+    with pytest.raises(TypeError, match="Compose: a step must be a name .* got 3"):
+        Compose(["flip", 3])
 
 
 def test_the_loader_takes_a_spec():

@@ -231,15 +231,24 @@ class Compose:
     """Augmentations applied one after the other, all drawing from the same ``rng``:
     ``Compose(["crop", "flip"])(x, rng)`` is ``random_flip(augment_crop(x, rng), rng)``.
 
-    Steps are names from :data:`AUGMENTATIONS` or functions ``f(x, rng) -> x``. A pipeline
+    Steps are names (or specs, "crop-flip") of :data:`AUGMENTATIONS` or functions
+    ``f(x, rng) -> x``. A pipeline
     of no steps is false (``DataLoader`` and ``fit`` then skip augmentation) and returns
     ``x`` itself. ``spec`` gives the steps back as a spec, e.g. ``"crop,flip,erase"``.
     """
 
     def __init__(self, steps: Sequence[str | Augmentation] = ()) -> None:
-        self.steps = tuple(AUGMENTATIONS[s] if isinstance(s, str) else s for s in steps)
-        self.names = tuple(s if isinstance(s, str) else getattr(s, "__name__", repr(s))
-                           for s in steps)
+        named = []  # (name, function)
+        for step in steps:
+            if isinstance(step, str):
+                named += [(n, AUGMENTATIONS[n]) for n in parse_augment(step, what="Compose")]
+            elif callable(step):
+                named.append((getattr(step, "__name__", repr(step)), step))
+            else:
+                raise TypeError(f"Compose: a step must be a name ({_allowed()}) or a function "
+                                f"f(x, rng), got {step!r}")
+        self.names = tuple(name for name, _ in named)
+        self.steps = tuple(f for _, f in named)
 
     def __call__(self, x: np.ndarray, rng: Seed = None) -> np.ndarray:
         rng = np.random.default_rng(rng)
