@@ -232,9 +232,8 @@ class Compose:
     ``Compose(["crop", "flip"])(x, rng)`` is ``random_flip(augment_crop(x, rng), rng)``.
 
     Steps are names (or specs, "crop-flip") of :data:`AUGMENTATIONS` or functions
-    ``f(x, rng) -> x``. A pipeline
-    of no steps is false (``DataLoader`` and ``fit`` then skip augmentation) and returns
-    ``x`` itself. ``spec`` gives the steps back as a spec, e.g. ``"crop,flip,erase"``.
+    ``f(x, rng) -> x``. A pipeline of no steps is false (``DataLoader`` and ``fit`` then
+    skip augmentation) and returns ``x`` itself. ``spec`` gives the steps back as a spec, e.g. ``"crop,flip,erase"``.
     """
 
     def __init__(self, steps: Sequence[str | Augmentation] = ()) -> None:
