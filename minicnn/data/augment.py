@@ -233,7 +233,8 @@ class Compose:
 
     Steps are names (or specs, "crop-flip") of :data:`AUGMENTATIONS` or functions
     ``f(x, rng) -> x``. A pipeline of no steps is false (``DataLoader`` and ``fit`` then
-    skip augmentation) and returns ``x`` itself. ``spec`` gives the steps back as a spec, e.g. ``"crop,flip,erase"``.
+    skip augmentation) and returns ``x`` itself. ``spec`` gives the steps back as a spec,
+    e.g. ``"crop,flip,erase"``.
     """
 
     def __init__(self, steps: Sequence[str | Augmentation] = ()) -> None:
