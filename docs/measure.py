@@ -242,9 +242,11 @@ def _machine():
     import numpy
     return {"commit": commit, "uncommitted_changes": dirty, "python": platform.python_version(),
             "numpy": numpy.__version__, "machine": platform.machine(), "cpus": os.cpu_count(),
+            "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
             "processor": _cpu_model(),
-            "blas_threads_env": {k: os.environ[k] for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
-                                 if k in os.environ}}
+            # minicnn's threads default to the CPUs available unless MINICNN_NUM_THREADS is set
+            "threads_env": {k: os.environ[k] for k in ("MINICNN_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                       "OMP_NUM_THREADS") if k in os.environ}}
 
 
 def _cpu_model():
