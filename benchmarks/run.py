@@ -739,13 +739,12 @@ def report(results, naive, memory, info, args, load, fashion=None):
              f"for a CPU held by another process is set aside: {n_slow} of {n_calls} calls "
              f"were); † marks a median that had to include such calls. Ratios: minicnn / "
              f"PyTorch, in brackets the lowest and highest round's ratio. "
-             + load_line(load["other"], load["wall"], load["loadavg"], load["busy"]),
-             "",
-             "| case | input | naive loops | minicnn | PyTorch | naive / minicnn "
-             "| minicnn / PyTorch | target |",
-             "|---|---|---|---|---|---|---|---|"]
+             + load_line(load["other"], load["wall"], load["loadavg"], load["busy"])]
     rows = [(n, OPS[n], str((B,) + OPS[n]["shape"])) for n in OPS if n in np_t]
     rows += [(n, STEPS[n], str((B,) + STEPS[n]["shape"])) for n in STEPS if n in np_t]
+    if rows:
+        lines += ["", "| case | input | naive loops | minicnn | PyTorch | naive / minicnn "
+                      "| minicnn / PyTorch | target |", "|---|---|---|---|---|---|---|---|"]
     summary = []
     for name, spec, shape in rows:
         m, t, nv = pooled(np_t.get(name)), pooled(th_t.get(name)), median(naive.get(name))
