@@ -456,24 +456,25 @@ def batchnorm_backward(dout, cache):
 
 
 # -- losses -------------------------------------------------------------------------------
-def softmax_cross_entropy(scores, y):
+def softmax_cross_entropy(scores, y, label_smoothing=0.0):
     """
     Softmax cross-entropy, averaged over the batch.
 
-    Inputs: scores (N, C), scores[i, c] the score of class c for example i; y (N,) labels.
+    Inputs: scores (N, C), scores[i, c] the score of class c for example i; y (N,) labels;
+    label_smoothing eps: the target q_i = (1 - eps) * one_hot(y[i]) + eps / C.
     Returns a tuple of:
-    - loss: float, L = (1/N) sum_i -log(exp(scores[i, y[i]]) / sum_c exp(scores[i, c]))
-    - dscores: (N, C), dscores[i] = (softmax(scores[i]) - one_hot(y[i])) / N
+    - loss: float, L = (1/N) sum_i sum_c -q_i[c] log(exp(scores[i, c]) / sum_k exp(scores[i, k]))
+    - dscores: (N, C), dscores[i] = (softmax(scores[i]) - q_i) / N
     """
     N, C = scores.shape
     loss, dscores = 0.0, np.zeros_like(scores)
     for i in range(N):
         shifted = scores[i] - np.max(scores[i])  # same softmax; exp never overflows
         log_probs = shifted - np.log(np.sum(np.exp(shifted)))
-        loss += -log_probs[y[i]] / N
-        one_hot = np.zeros(C, dtype=scores.dtype)
-        one_hot[y[i]] = 1
-        dscores[i] = (np.exp(log_probs) - one_hot) / N
+        target = np.full(C, label_smoothing / C)
+        target[y[i]] += 1 - label_smoothing
+        loss += -np.sum(target * log_probs) / N
+        dscores[i] = (np.exp(log_probs) - target) / N
     return float(loss), dscores
 
 
