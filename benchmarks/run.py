@@ -1,6 +1,6 @@
 """Benchmark minicnn on the CPU against PyTorch (and the naive loops), side by side in one run.
 
-    python benchmarks/run.py --no-naive --rounds 3   # the targets' run, about 10 minutes quiet
+    python benchmarks/run.py --no-naive --rounds 3   # the targets' run, about 15 minutes quiet
     python benchmarks/run.py --quick                 # fewer repeats, one round, a Fashion subset
     python benchmarks/run.py --threads 1             # both sides on one thread
     python benchmarks/run.py --contention            # another process keeps one core busy
