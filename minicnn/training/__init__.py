@@ -1,5 +1,6 @@
 """Training: the loop (``fit``, ``evaluate``, ``predict``), checkpoints, history,
 learning-rate schedules and run folders."""
+from .callbacks import EarlyStopping, LivePlot, SamplePredictions, StopTraining
 from .checkpoint import (
                          BEST,
                          CHECKPOINT,
@@ -10,9 +11,12 @@ from .checkpoint import (
 )
 from .history import History
 from .loop import NonFiniteLossError, evaluate, fit, predict
+from .lr_find import LRFindResult, lr_find
 from .runs import build_data, load_run
-from .schedules import ConstantLR, CosineLR, StepLR, make_schedule
+from .schedules import ConstantLR, CosineLR, OneCycleLR, StepLR, WarmupCosineLR, make_schedule
 
-__all__ = ["BEST", "CHECKPOINT", "ConstantLR", "CosineLR", "History", "NonFiniteLossError",
-           "StepLR", "build_data", "evaluate", "fit", "load_checkpoint", "load_run",
-           "load_weights", "make_schedule", "predict", "read_checkpoint", "save_checkpoint"]
+__all__ = ["BEST", "CHECKPOINT", "ConstantLR", "CosineLR", "EarlyStopping", "History",
+           "LRFindResult", "LivePlot", "NonFiniteLossError", "OneCycleLR", "SamplePredictions",
+           "StepLR", "StopTraining", "WarmupCosineLR", "build_data", "evaluate", "fit",
+           "load_checkpoint", "load_run", "load_weights", "lr_find", "make_schedule", "predict",
+           "read_checkpoint", "save_checkpoint"]

@@ -6,7 +6,7 @@ The names below load on first use, so ``python -m minicnn.viz.report`` and
 import importlib
 
 _LAZY = {
-    ".curves": ["draw_histories", "ema", "plot_histories", "plot_runs"],
+    ".curves": ["draw_histories", "ema", "plot_histories", "plot_lr_find", "plot_runs"],
     ".figures": ["DPI", "MIN_FONT", "confusion_figure", "confusion_matrix",
                  "feature_maps_figure", "filters_figure", "first_conv", "layer_output",
                  "layer_title", "mistakes_first",

@@ -8,7 +8,8 @@ dotted lines at epoch boundaries (named in the legend), on a log axis when the l
 more than a power of ten. Right: train
 (dashed) and validation (solid) accuracy per epoch. Runs are overlaid, labelled by their
 folder name; each run has its own colour, marker and line width (earlier runs wider), so
-two identical runs still show both lines.
+two identical runs still show both lines. :func:`plot_lr_find` draws a learning-rate
+range test (``minicnn.training.lr_find``).
 Figures are built with ``matplotlib.figure.Figure`` (the Agg renderer), never pyplot, so
 this works headless and keeps no global state.
 """
@@ -133,6 +134,44 @@ def plot_histories(histories, labels=None, path=None, smoothing=0.9, figsize=(11
     labels = labels or [f"run {i + 1}" for i in range(len(histories))]
     fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
     draw_histories(fig, histories, labels, smoothing, title)
+    if path is not None:
+        save_png(fig, path, dpi)
+    return fig
+
+
+def plot_lr_find(lrs, losses, suggestion, path=None, beta=0.98, figsize=(7, 4.5), dpi=100):
+    """The learning-rate range test's picture: the loss of each step against its rate (log
+    axis), raw (faint) and smoothed with :func:`ema` (bold, ``beta`` as the finder uses), the
+    suggested rate marked with a red dot on the smoothed curve and named in the legend.
+    Returns the Figure; writes a PNG given ``path``.
+
+    - lrs, losses: (T,) the rate and the loss of every step of the sweep
+    - suggestion: the rate to mark (one of ``lrs``, or the nearest in log scale is marked)
+
+    ``plot_lr_find(*minicnn.training.lr_find(...))`` draws a finder's result.
+    """
+    lrs, losses = np.asarray(lrs, dtype=np.float64), np.asarray(losses, dtype=np.float64)
+    if lrs.shape != losses.shape or lrs.ndim != 1 or lrs.size == 0 or (lrs <= 0).any():
+        raise ValueError(f"plot_lr_find: lrs and losses must be two 1-D arrays of one length "
+                         f"with positive rates, got shapes {lrs.shape} and {losses.shape}")
+    smoothed = ema(losses, beta)
+    index = int(np.argmin(np.abs(np.log(lrs) - np.log(suggestion))))
+    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(lrs, losses, color="C0", alpha=0.25, linewidth=0.8, label="loss")
+    ax.plot(lrs, smoothed, color="C0", linewidth=2, label="smoothed loss")
+    ax.plot([lrs[index]], [smoothed[index]], "o", color="red", markersize=8,
+            label=f"suggested rate {lrs[index]:.2g}")
+    ax.set_xscale("log")
+    finite = smoothed[np.isfinite(smoothed)]
+    if finite.size:  # else the divergence at the end squashes the descent into a line
+        low, first = float(finite.min()), float(finite[0])
+        span = first - low + 1e-12
+        ax.set_ylim(low - 0.1 * span, max(first, low) + 0.5 * span)
+    ax.set(xlabel="learning rate (log scale)", ylabel="training loss")
+    ax.set_title("Learning-rate range test: pick a rate on the steep descent", fontsize=11)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=MIN_FONT)
     if path is not None:
         save_png(fig, path, dpi)
     return fig
