@@ -1,6 +1,6 @@
 """Training: the loop (``fit``, ``evaluate``, ``predict``), checkpoints, history,
 learning-rate schedules and run folders."""
-from .callbacks import EarlyStopping, LivePlot, SamplePredictions, StopTraining
+from .callbacks import EarlyStopping, StopTraining
 from .checkpoint import (
                          BEST,
                          CHECKPOINT,
@@ -16,7 +16,7 @@ from .runs import build_data, load_run
 from .schedules import ConstantLR, CosineLR, OneCycleLR, StepLR, WarmupCosineLR, make_schedule
 
 __all__ = ["BEST", "CHECKPOINT", "ConstantLR", "CosineLR", "EarlyStopping", "History",
-           "LRFindResult", "LivePlot", "NonFiniteLossError", "OneCycleLR", "SamplePredictions",
+           "LRFindResult", "NonFiniteLossError", "OneCycleLR",
            "StepLR", "StopTraining", "WarmupCosineLR", "build_data", "evaluate", "fit",
            "load_checkpoint", "load_run", "load_weights", "lr_find", "make_schedule", "predict",
            "read_checkpoint", "save_checkpoint"]

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from ..data import DataLoader, check_normalized
 from ..serialization import NonFiniteError, non_finite_entries, remove_stale_temps
-from .callbacks import LivePlot, StopTraining, in_notebook
+from .callbacks import StopTraining, in_notebook, live_plot
 from .checkpoint import (
     BEST,
     CHECKPOINT,
@@ -132,8 +132,9 @@ def fit(model: Layer, loss_fn: Loss, optimizer: Optimizer,
       batch-norm statistics and a spike in the loss curve
     - progress: "bar" (or True) a tqdm progress bar per epoch; "lines" one printed line
       per epoch (epoch, loss, accuracy, validation accuracy, seconds); "plot" the loss and
-      accuracy curves redrawn in place in a Jupyter notebook (:class:`LivePlot`), and
-      "lines" anywhere else; False nothing
+      accuracy curves redrawn in place in a Jupyter notebook (``minicnn.viz.LivePlot``,
+      there once ``minicnn.viz`` is imported; until then lines and a note saying so),
+      and "lines" anywhere else; False nothing
     - callbacks: objects with ``on_step_end(history, model)`` and/or
       ``on_epoch_end(history, model)`` (see :mod:`minicnn.training.callbacks`); one may
       raise :class:`StopTraining` to end the run early (a checkpoint is saved where it
@@ -229,15 +230,19 @@ def _per_step(schedule):
 
 
 class _Hooks:
-    """The callbacks of a run, the LivePlot that ``progress="plot"`` adds in a notebook,
+    """The callbacks of a run, the live plot that ``progress="plot"`` adds in a notebook,
     and how progress is shown (``bar``, ``lines``, ``quiet``)."""
 
     def __init__(self, callbacks, progress, val_data):
         self.callbacks = list(callbacks)
-        if progress == "plot" and in_notebook():
-            self.callbacks.append(LivePlot())
+        plot = live_plot() if progress == "plot" and in_notebook() else None
+        if plot is not None:
+            self.callbacks.append(plot)
+        elif progress == "plot" and in_notebook():
+            print('fit: progress="plot" draws with minicnn.viz; import it first '
+                  '(from minicnn import viz). Printing a line per epoch instead.', flush=True)
         self.bar = progress in ("bar", True)
-        self.lines = progress == "lines" or (progress == "plot" and not in_notebook())
+        self.lines = progress == "lines" or (progress == "plot" and plot is None)
         self.quiet = progress is False
         needy = [c for c in self.callbacks if getattr(c, "needs_validation", False)]
         if needy and val_data is None:
