@@ -80,42 +80,61 @@ def draw_histories(fig, histories, labels, smoothing=0.9, title=None):
     smoothed = []
     for i, (h, label) in enumerate(zip(histories, labels)):
         colour, style = f"C{i}", run_style(i, n)
-        steps = np.arange(1, len(h.iteration_loss) + 1)
-        if len(steps):
-            ax_loss.plot(steps, h.iteration_loss, color=colour, alpha=0.25, linewidth=0.8)
-            smooth = ema(h.iteration_loss, smoothing) if smoothing else h.iteration_loss
-            smoothed.append(smooth)
-            every = max(1, len(steps) // 8)
-            ax_loss.plot(steps, smooth, color=colour, label=label,
-                         markevery=(i * every // n, every), **style)
+        smoothed += _draw_loss(ax_loss, h, label, colour, style, smoothing, (i, n))
         if not shared or i == 0:
             line = _BOUNDARY if shared else dict(_BOUNDARY, color=colour)
             for boundary in bounds[i]:
                 ax_loss.axvline(boundary + 0.5, **line)
-        ax_acc.plot(h["epoch"], h["train_acc"], color=colour, linestyle="--",
-                    label=f"{label} train", **style)
-        if any(v is not None for v in h["val_acc"]):  # None: trained without validation
-            val = [np.nan if v is None else v for v in h["val_acc"]]
-            ax_acc.plot(h["epoch"], val, color=colour, label=f"{label} validation", **style)
-    log = spans_decades(smoothed)
-    if log:  # else everything after the first drop is squeezed into the bottom of the plot
-        ax_loss.set_yscale("log")
-    if any(bounds):
-        ax_loss.plot([], [], **_BOUNDARY,
-                     label="epoch boundary" if shared else "epoch boundary (run's colour)")
-    ax_loss.set_title("Training loss per iteration (faint: raw, bold: smoothed)",
-                      fontsize=11)
-    ax_loss.set(xlabel="iteration", ylabel="loss (log scale)" if log else "loss")
-    ax_acc.set_title("Accuracy per epoch (dashed: train, solid: validation)", fontsize=11)
-    ax_acc.set(xlabel="epoch", ylabel="accuracy")
-    ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-    last = max((max(h["epoch"]) for h in histories if len(h)), default=1)
-    ax_acc.set_xlim(0.7, last + 0.3)
+        _draw_accuracy(ax_acc, h, label, colour, style)
+    _finish_loss(ax_loss, smoothed, any(bounds), shared)
+    _finish_accuracy(ax_acc, histories)
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         if ax.has_data():
             ax.legend(fontsize=MIN_FONT)
     return ax_loss, ax_acc
+
+
+def _draw_loss(ax, h, label, colour, style, smoothing, run):
+    """One run's loss per iteration, raw (faint) and smoothed (bold, with markers offset
+    between runs); returns ``[smoothed]``, or ``[]`` for a run with no iterations."""
+    steps = np.arange(1, len(h.iteration_loss) + 1)
+    if not len(steps):
+        return []
+    ax.plot(steps, h.iteration_loss, color=colour, alpha=0.25, linewidth=0.8)
+    smooth = ema(h.iteration_loss, smoothing) if smoothing else h.iteration_loss
+    every, (i, n) = max(1, len(steps) // 8), run
+    ax.plot(steps, smooth, color=colour, label=label, markevery=(i * every // n, every),
+            **style)
+    return [smooth]
+
+
+def _draw_accuracy(ax, h, label, colour, style):
+    """One run's training (dashed) and validation (solid, unless trained without) accuracy."""
+    ax.plot(h["epoch"], h["train_acc"], color=colour, linestyle="--", label=f"{label} train",
+            **style)
+    if any(v is not None for v in h["val_acc"]):  # None: trained without validation
+        val = [np.nan if v is None else v for v in h["val_acc"]]
+        ax.plot(h["epoch"], val, color=colour, label=f"{label} validation", **style)
+
+
+def _finish_loss(ax, smoothed, any_bounds, shared):
+    log = spans_decades(smoothed)
+    if log:  # else everything after the first drop is squeezed into the bottom of the plot
+        ax.set_yscale("log")
+    if any_bounds:
+        ax.plot([], [], **_BOUNDARY,
+                label="epoch boundary" if shared else "epoch boundary (run's colour)")
+    ax.set_title("Training loss per iteration (faint: raw, bold: smoothed)", fontsize=11)
+    ax.set(xlabel="iteration", ylabel="loss (log scale)" if log else "loss")
+
+
+def _finish_accuracy(ax, histories):
+    ax.set_title("Accuracy per epoch (dashed: train, solid: validation)", fontsize=11)
+    ax.set(xlabel="epoch", ylabel="accuracy")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    last = max((max(h["epoch"]) for h in histories if len(h)), default=1)
+    ax.set_xlim(0.7, last + 0.3)
 
 
 def plot_histories(histories, labels=None, path=None, smoothing=0.9, figsize=(11, 4), dpi=100,
