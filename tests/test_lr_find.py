@@ -37,9 +37,13 @@ def test_the_model_and_optimizer_are_left_bit_identical(data, make):
     model = tiny_net(0)
     optimizer = make(model.parameters())
     fit(model, SoftmaxCrossEntropy(), optimizer, data[0], None, 1, 50, progress=False)
-    before = snapshot(model, optimizer)  # momentum / moments and a Dropout Generator in use
-    result = lr_find(model, SoftmaxCrossEntropy(), optimizer, data[0], num_iter=40)
+    loss_fn = SoftmaxCrossEntropy(label_smoothing=0.1)
+    loss_fn(model(data[0][0][:4]), data[0][1][:4])
+    grad = loss_fn.grad.copy()
+    before = snapshot(model, optimizer)  # momentum or moments, a Dropout Generator in use
+    result = lr_find(model, loss_fn, optimizer, data[0], num_iter=40)
     identical(before, snapshot(model, optimizer))
+    assert np.array_equal(loss_fn.grad, grad)
     assert len(result.lrs) > 10 and optimizer.lr == before[4]["lr"]
 
 

@@ -16,7 +16,8 @@ finite. A good rate lies on the steep downward part, before the bottom:
 The loss is smoothed with a bias-corrected exponential moving average (``beta=0.98`` as in
 fastai). The model and the optimizer you pass are not touched: the sweep runs on deep
 copies, so they are bit-identical afterwards (weights, gradients, running statistics,
-random generators, train/eval mode, momentum and Adam's moments, the optimizer's rate).
+random generators, train/eval mode, momentum and Adam's moments, the optimizer's rate);
+so is the loss object (its cached gradient).
 
     result = lr_find(model, SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.1,
                      momentum=0.9), (x_train, y_train))
@@ -80,6 +81,7 @@ def lr_find(model, loss_fn, optimizer, data, *, start_lr=1e-7, end_lr=10.0, num_
     """
     _check(start_lr, end_lr, num_iter, suggest, data, batch_size)
     trial, trial_opt = _copies(model, optimizer)
+    loss_fn = copy.deepcopy(loss_fn)  # its cached gradient stays the caller's too
     x, y = data
     loader = DataLoader(x, y, batch_size, shuffle=True, drop_last=True, rng=seed,
                         check_inputs=False)
