@@ -6,7 +6,7 @@ from conftest import channel_data, tiny_net
 from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.optim import SGD, Adam
 from minicnn.training import fit, lr_find
-from minicnn.training.lr_find import _suggest, _valley
+from minicnn.training.lr_find import _copies, _suggest, _valley
 from minicnn.viz import plot_lr_find
 
 
@@ -45,6 +45,18 @@ def test_the_model_and_optimizer_are_left_bit_identical(data, make):
     identical(before, snapshot(model, optimizer))
     assert np.array_equal(loss_fn.grad, grad)
     assert len(result.lrs) > 10 and optimizer.lr == before[4]["lr"]
+
+
+def test_the_sweep_starts_from_the_optimizers_state_on_the_copys_parameters(data):
+    model = tiny_net(0)
+    optimizer = Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    fit(model, SoftmaxCrossEntropy(), optimizer, data[0], None, 1, 50, progress=False)
+    trial, trial_opt = _copies(model, optimizer)
+    assert type(trial_opt) is Adam and trial_opt.hypers() == optimizer.hypers()
+    state, copied = optimizer.state_dict(), trial_opt.state_dict()
+    assert state.keys() == copied.keys() and all(np.array_equal(state[k], copied[k]) for k in state)
+    ours = {id(p) for p in trial.parameters()}
+    assert all(id(p) in ours for p in trial_opt.params) and len(trial_opt.params) == len(ours)
 
 
 def test_the_sweep_is_exponential_trains_and_stops_when_the_loss_diverges(data):
