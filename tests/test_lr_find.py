@@ -122,12 +122,15 @@ def test_bad_arguments_are_one_clear_line(data):
                             (dict(num_iter=4), "num_iter must be an integer >= 5"),
                             (dict(num_iter=5.5), "num_iter must be an integer >= 5"),
                             (dict(suggest="min"), "suggest must be one of"),
+                            (dict(beta=1.0), r"beta must be in \[0, 1\), got 1.0"),
+                            (dict(beta=-0.1), r"beta must be in \[0, 1\)"),
+                            (dict(diverge=1.0), "diverge must be > 1"),
                             (dict(batch_size=5000), "batch_size 5000 is larger than the 1000")]:
         with pytest.raises(ValueError, match=message):
             lr_find(model, SoftmaxCrossEntropy(), opt, data[0], **kwargs)
     x, y = data[0]  # the boundaries themselves are fine: five steps, one batch of all samples
-    result = lr_find(model, SoftmaxCrossEntropy(), opt, (x[:64], y[:64]), num_iter=5)
-    assert len(result.lrs) == 5
+    result = lr_find(model, SoftmaxCrossEntropy(), opt, (x[:64], y[:64]), num_iter=5, beta=0.0)
+    assert len(result.lrs) == 5 and np.array_equal(result.smoothed, result.losses)
 
 
 def test_plot_marks_the_suggestion(data, tmp_path):

@@ -71,7 +71,7 @@ def lr_find(model, loss_fn, optimizer, data, *, start_lr=1e-7, end_lr=10.0, num_
     - model, loss_fn: as for ``fit``; optimizer: an optimizer over ``model.parameters()``
       (its type, hyper-parameters and state are copied; its rate is swept)
     - data: ``(x, y)`` training images and labels, batches drawn in shuffled order
-      (``seed``) and reused as often as ``num_iter`` needs
+      (``seed``, no augmentation) and reused as often as ``num_iter`` needs
     - start_lr, end_lr, num_iter: the sweep, lr_i = start_lr * (end_lr / start_lr) **
       (i / (num_iter - 1)) for step i = 0 .. num_iter - 1 (fastai's range; twice its
       100 steps, so that the suggestion moves less from one run to the next)
@@ -80,6 +80,11 @@ def lr_find(model, loss_fn, optimizer, data, *, start_lr=1e-7, end_lr=10.0, num_
     - suggest: "valley" or "steepest" (see the module's docstring)
     """
     _check(start_lr, end_lr, num_iter, suggest, data, batch_size)
+    if not 0 <= beta < 1:
+        raise ValueError(f"lr_find: beta must be in [0, 1), got {beta!r}")
+    if not diverge > 1:
+        raise ValueError(f"lr_find: diverge must be > 1 (a multiple of the lowest loss), "
+                         f"got {diverge!r}")
     trial, trial_opt = _copies(model, optimizer)
     loss_fn = copy.deepcopy(loss_fn)  # its cached gradient stays the caller's too
     x, y = data
