@@ -50,6 +50,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .history import History
+from .run_folder import writes_run_folder
 
 if TYPE_CHECKING:
     from ..layers import Layer
@@ -117,6 +118,7 @@ def evaluate(model: Layer, loss_fn: Loss, x: np.ndarray, y: np.ndarray,
     return loss_fn(scores, y), float(np.mean(scores.argmax(axis=1) == y))
 
 
+@writes_run_folder  # one writer per run folder, and only a new or a run's folder
 def fit(model: Layer, loss_fn: Loss, optimizer: Optimizer,
         train_data: tuple[np.ndarray, np.ndarray], val_data: tuple[np.ndarray, np.ndarray],
         epochs: int, batch_size: int, *, schedule: Any = None,
@@ -139,6 +141,8 @@ def fit(model: Layer, loss_fn: Loss, optimizer: Optimizer,
     - augment: False, True (random crop + flip) or ``f(x_batch, rng) -> x_batch``
     - seed: int or ``SeedSequence`` for the shuffling and augmentation Generator
     - out_dir: run folder for history, ``checkpoint.npz`` and ``best.npz``; None writes nothing
+      (a new or empty folder, or with ``resume`` the run's; locked against other writers
+      for the call, see :mod:`minicnn.training.run_folder`)
     - resume: continue from ``out_dir/checkpoint.npz`` (ValueError if there is none)
     - drop_last: skip each epoch's last, smaller minibatch (the order is reshuffled every
       epoch, so no sample is left out for good); a batch of a few samples gives noisy
@@ -177,8 +181,8 @@ def fit(model: Layer, loss_fn: Loss, optimizer: Optimizer,
     if progress not in PROGRESS:
         raise ValueError(f"progress must be one of {PROGRESS}, got {progress!r}")
     bar_on, lines_on = progress in ("bar", True), progress == "lines"
-    if not check_normalized(x_train, "fit: the training inputs (train_data[0])", stacklevel=2):
-        check_normalized(x_val, "fit: the validation inputs (val_data[0])", stacklevel=2)
+    if not check_normalized(x_train, "fit: the training inputs (train_data[0])", stacklevel=3):
+        check_normalized(x_val, "fit: the validation inputs (val_data[0])", stacklevel=3)
     rng = np.random.default_rng(seed)
     loader = DataLoader(x_train, y_train, batch_size, shuffle=True, augment=augment,
                         drop_last=drop_last, rng=rng, check_inputs=False)

@@ -1,7 +1,6 @@
 """Pictures: loss curves, a one-page run report, and figures of a network's insides.
 
-The names below load on first use, so ``python -m minicnn.viz.report`` and
-``python -m minicnn.viz.curves`` run their module once, without a warning from runpy.
+The names below load on first use, so importing minicnn.viz stays cheap.
 """
 import importlib
 
