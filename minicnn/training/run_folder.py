@@ -18,8 +18,6 @@ in one line before anything in it is touched.
 """
 import contextlib
 import errno
-import functools
-import inspect
 import json
 import os
 import re
@@ -182,23 +180,14 @@ def holds(path):
     return os.path.realpath(os.fspath(path)) in _HELD
 
 
-def writes_run_folder(fit):
-    """Decorate ``fit(..., out_dir=None, resume=False)`` so that a call with an ``out_dir``
-    runs holding that folder's lock (:func:`claim_run_folder`; ``resume`` decides which
-    folder is acceptable). When this process already holds it (``train.py`` claims the
-    folder before it writes config.json), ``fit`` just uses it."""
-    signature = inspect.signature(fit)
-
-    @functools.wraps(fit)
-    def locked(*args, **kwargs):
-        bound = signature.bind(*args, **kwargs)
-        out_dir, resume = (bound.arguments.get(k, signature.parameters[k].default)
-                           for k in ("out_dir", "resume"))
-        if out_dir is None or holds(out_dir):
-            return fit(*args, **kwargs)
-        with claim_run_folder(out_dir, resume, "out_dir", "pass resume=True to continue it"):
-            return fit(*args, **kwargs)
-    return locked
+def hold_run_folder(out_dir, resume=False):
+    """The context in which ``fit(..., out_dir=out_dir, resume=resume)`` writes: holding the
+    folder's lock (:func:`claim_run_folder`, which also decides which folder is acceptable),
+    or nothing to hold when ``out_dir`` is None or this process holds the lock already
+    (``train.py`` claims the folder before it writes config.json)."""
+    if out_dir is None or holds(out_dir):
+        return contextlib.nullcontext()
+    return claim_run_folder(out_dir, resume, "out_dir", "pass resume=True to continue it")
 
 
 # -- reading a run back --------------------------------------------------------------
