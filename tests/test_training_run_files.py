@@ -250,6 +250,24 @@ def test_best_npz_is_replaced_only_by_a_strictly_better_accuracy(data, tmp_path,
     assert not np.array_equal(best["4.weight"], snapshots[0]["4.weight"])
 
 
+def test_best_npz_keeps_the_best_epoch_when_accuracy_drops_and_partly_recovers(
+        data, tmp_path, monkeypatch):
+    """Validation accuracies 0.9, 0.5, 0.6: best.npz holds epoch 1's model. (Comparing with
+    the previous epoch instead of the best would write epoch 3's, 0.6 > 0.5.)"""
+    scripted = iter([0.9, 0.5, 0.6])
+    snapshots = []
+
+    def fake_evaluate(model, loss_fn, x, y, batch_size=500):
+        snapshots.append(model.state_dict())
+        return 1.0, next(scripted)
+    monkeypatch.setattr(loop, "evaluate", fake_evaluate)
+    _, _, hist = train(data, tmp_path, epochs=3)
+    assert hist["val_acc"] == [0.9, 0.5, 0.6] and hist.best_val_acc == 0.9
+    best = load_npz(tmp_path / "best.npz")
+    assert all(np.array_equal(best[k], v) for k, v in snapshots[0].items())
+    assert not np.array_equal(best["4.weight"], snapshots[2]["4.weight"])
+
+
 def test_build_data_normalises_with_the_training_split_only():
     """The path train.py takes: build_data(config). Its statistics are those of the
     training images alone, not of the pool before the split, the validation or the test

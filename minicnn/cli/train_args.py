@@ -192,6 +192,13 @@ def _check_evaluate(p, path):
                 f"--evaluate {os.path.join(path, 'best.npz')}")
     if not os.path.isfile(path):
         p.error(f"--evaluate {path!r} does not exist")
+    try:
+        open(path, "rb").close()
+    except PermissionError:
+        p.error(f"--evaluate {path!r} cannot be read: permission denied (the file is there; "
+                f"give yourself read access, e.g. chmod u+r {path})")
+    except OSError as e:
+        p.error(f"--evaluate {path!r} cannot be read ({e.strerror})")
 
 
 def fresh_command(run_dir, command="python train.py"):

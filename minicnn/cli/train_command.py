@@ -29,6 +29,7 @@ from ..training.checkpoint import BEST, CHECKPOINT, load_weights, read_checkpoin
 from ..training.config import RunConfig, check_sizes
 from ..training.history import History
 from ..training.loop import Interrupted, evaluate, fit
+from ..training.memory import check_weight_memory
 from ..training.run_folder import claim_run_folder, load_config, load_run, save_config
 from .presets import apply_preset, flag
 from .train_args import fresh_command, parse_args
@@ -158,18 +159,25 @@ def finished(run_dir, epochs, asked, command):
     return True
 
 
+def _model_named(config, label):
+    """How the messages name the network's size: ``--widths 8,16`` on the command line,
+    ``model_args.widths [8, 16]`` from a config.json, else the model."""
+    widths = (config.get("model_args") or {}).get("widths")
+    if widths is None:
+        return f"{label('model')} {config['model']}"
+    if label is flag:
+        return f"--widths {','.join(map(str, widths))}"
+    return f"model_args.widths {widths}"
+
+
 def checked_model(config, label, where):
-    """The run's network (checked to fit in memory with its data), or a one-line ValueError."""
+    """The run's network (checked to fit in memory with its data, its weights before they
+    are allocated), or a one-line ValueError."""
+    what = _model_named(config, label)
+    check_weight_memory(config, what, where)
     try:
         model = build_model_for(config)
-    except MemoryError as e:  # e.g. --widths 100000,100000,100000: the weights alone
-        widths = (config.get("model_args") or {}).get("widths")
-        if widths is None:
-            what = f"{label('model')} {config['model']}"
-        elif label is flag:
-            what = f"--widths {','.join(map(str, widths))}"
-        else:
-            what = f"model_args.widths {widths}"
+    except MemoryError as e:  # more than the estimate, e.g. under a tight RLIMIT_AS
         raise ValueError(f"{where}{what}: the network's weights alone do not fit in memory "
                          f"({e}); choose narrower widths or a smaller model") from None
     check_sizes(config, label, where, model=model)

@@ -3,7 +3,9 @@
 :func:`check_memory` estimates the bytes of a run's images (the raw files while loading,
 then the float splits) and, given the network, of one training batch's activations
 (measured by running one image through it), and compares them with what this process
-may still allocate.
+may still allocate. :func:`check_weight_memory` does the same for the network's weights
+before it is built, from the stage widths alone, so ``--widths 100000,100000,100000`` is
+refused without trying to allocate them.
 """
 import numpy as np
 
@@ -59,6 +61,32 @@ def image_bytes(config, train, val, test):
     else:
         raw = 2 * (train + val) + test
     return info.image_values * (raw + (train + val + test) * np.dtype(config["dtype"]).itemsize)
+
+
+def weight_bytes(config):
+    """At least how many bytes building the network of ``config`` takes, from its stage
+    widths (``model_args["widths"]``; 0 without them): each stage of vgg_small and
+    resnet_small holds a 3x3 conv ``c_in -> c_out`` and one ``c_out -> c_out`` (9 * c_in *
+    c_out weights each), and the largest is drawn in float64 before it is cast."""
+    args = config.get("model_args") or {}
+    widths = args.get("widths")
+    if not widths:
+        return 0
+    sizes, c_in = [], args.get("in_channels", 3)
+    for c_out in widths:
+        sizes += [9 * c_in * c_out, 9 * c_out * c_out]
+        c_in = c_out
+    return sum(sizes) * np.dtype(config["dtype"]).itemsize + max(sizes) * 8
+
+
+def check_weight_memory(config, what, where=""):
+    """Raise a one-line ValueError ``"<where><what>: ..."`` if the network's weights alone
+    (:func:`weight_bytes`) would not fit in the memory available; nothing is allocated."""
+    free, need = available_memory(), weight_bytes(config)
+    if free is not None and need > free:
+        raise ValueError(f"{where}{what}: the network's weights alone would need at least "
+                         f"{format_bytes(need)} of memory, but only {format_bytes(free)} is "
+                         f"available; choose narrower widths or a smaller model")
 
 
 def check_memory(config, splits, label=str, where="", model=None):
