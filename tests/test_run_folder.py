@@ -115,6 +115,42 @@ def test_a_second_writer_is_refused_at_once_and_kill_9_leaves_no_stale_lock(tmp_
                                           "history.json"]
 
 
+def test_two_train_py_on_one_out_the_second_is_refused_and_the_first_keeps_its_results(
+        tmp_path):
+    """Run B starts on run A's --out while A trains: B is refused in one line and writes
+    nothing; A's printed results are A's own. (Should A be done already when B looks, B is
+    refused as a run's folder instead; it never trains.)"""
+    out = tmp_path / "same"
+    a = subprocess.Popen([sys.executable, "train.py", *TINY[:2], "--num-train", "1000",
+                          "--num-val", "100", "--num-test", "100", "--epochs", "2",
+                          "--model", "vgg_small", "--widths", "4,4,4", "--seed", "1",
+                          "--no-progress", "--out", str(out)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                         env=dict(os.environ, PYTHONPATH=ROOT))
+    try:
+        first = a.stdout.readline()
+        while first and not first.startswith("run folder:"):
+            first = a.stdout.readline()
+        b = train_py(*TINY, "--epochs", 1, "--seed", 2, "--lr", 0.01, "--out", out, check=False)
+        rest, err = a.communicate(timeout=600)
+    finally:
+        if a.poll() is None:
+            a.kill()
+            a.wait()
+    assert b.returncode == 1 and "Traceback" not in b.stderr
+    assert len(b.stderr.strip().splitlines()) == 1
+    assert (f"process {a.pid} is writing it" in b.stderr
+            or "already holds a run" in b.stderr), b.stderr
+    assert a.returncode == 0, err
+    config = json.loads((out / "config.json").read_text())
+    assert (config["seed"], config["num_train"], config["lr"]) == (1, 1000, 0.003)
+    history = json.loads((out / "history.json").read_text())
+    best = max(e["val_acc"] for e in history["epochs"])
+    assert f"best validation accuracy {best:.4f}" in rest
+    assert sorted(os.listdir(out)) == ["best.npz", "checkpoint.npz", "config.json",
+                                       "history.csv", "history.json", "loss.png", "report.png"]
+
+
 def test_resume_is_refused_while_another_process_writes_the_run(run, holder):
     before = {name: (run / name).read_bytes() for name in os.listdir(run)}
     proc = holder(run, resume=True)

@@ -30,7 +30,13 @@ from ..training.config import RunConfig, check_sizes
 from ..training.history import History
 from ..training.loop import Interrupted, evaluate, fit
 from ..training.memory import check_weight_memory
-from ..training.run_folder import claim_run_folder, load_config, load_run, save_config
+from ..training.run_folder import (
+    check_not_busy,
+    claim_run_folder,
+    load_config,
+    load_run,
+    save_config,
+)
 from .presets import apply_preset, flag
 from .train_args import fresh_command, parse_args
 
@@ -187,6 +193,7 @@ def checked_model(config, label, where):
 def run_training(args):
     """A new run, or ``--resume``: claim the folder, train, then draw and evaluate."""
     if args.resume:
+        check_not_busy(args.resume)  # before anything about the run is read or printed
         stored = load_config(args.resume)
         if finished(args.resume, stored["epochs"] if args.epochs is None else args.epochs,
                     args.epochs, args.command):

@@ -130,8 +130,7 @@ def _lock(folder):
             os.close(fd)
             if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise
-            raise RunFolderBusyError(f"{folder!r} is in use by another run ({_holder(path)} is "
-                                f"writing it); wait for it to end or choose another folder") from None
+            raise RunFolderBusyError(_busy_message(folder, path)) from None
         try:
             same = os.path.samestat(os.fstat(fd), os.stat(path))
         except FileNotFoundError:
@@ -143,6 +142,31 @@ def _lock(folder):
         os.close(fd)
 
 
+def check_not_busy(path):
+    """Raise :class:`RunFolderBusyError` if another process holds the lock of the run folder
+    ``path`` (probed with a shared lock on its run.lock, creating nothing)."""
+    lock_path = os.path.join(os.fspath(path), LOCK)
+    if fcntl is None or holds(path):
+        return
+    try:
+        fd = os.open(lock_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return  # no lock file (or not one we can open): nobody to wait for
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise
+        raise RunFolderBusyError(_busy_message(os.fspath(path), lock_path)) from None
+    finally:
+        os.close(fd)
+
+
+def _busy_message(folder, lock_path):
+    return (f"{folder!r} is in use by another run ({_holder(lock_path)} is writing it); "
+            f"wait for it to end or choose another folder")
+
+
 def claim_run_folder(path, resume=False, name="--out", resume_hint=None):
     """Lock the run folder ``path`` for this process and return its :class:`RunFolderLock`
     (a context manager that releases it). A new run (``resume=False``) needs a folder that
@@ -150,9 +174,11 @@ def claim_run_folder(path, resume=False, name="--out", resume_hint=None):
     resumed one a folder. Stale temp files of killed writes are removed once locked.
 
     Raises a one-line ValueError (:class:`RunFolderBusyError` when another process holds the
-    lock) and leaves the folder untouched when it is refused.
+    lock, checked first) and leaves the folder untouched when it is refused.
     """
     path = os.fspath(path)
+    if path and os.path.isdir(path):
+        check_not_busy(path)  # a running run's folder: say so, not "holds a run"
     if not resume:
         check_new_folder(path, name, resume_hint)
     elif not os.path.isdir(path):
