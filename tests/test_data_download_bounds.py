@@ -10,6 +10,7 @@ import time
 import urllib.request
 
 import pytest
+from memory_checks import peak_above_start
 
 from minicnn.data import download, load_cifar10, load_fashion_mnist, mnist
 from minicnn.data.download import fetch, gzip_limit
@@ -124,6 +125,23 @@ def test_a_stream_without_length_stops_at_the_cap(tmp_path, hostile, received, m
     assert _Hostile.done["forever"].wait(5)  # the server saw the client leave
 
 
+def test_a_capped_download_holds_one_chunk_in_memory(tmp_path, hostile):
+    # 64 MiB streamed from a server that never stops: written to disk as it comes, so the
+    # interpreter's peak grows by about one chunk (1 MiB), not by the download
+    cap = 64 << 20
+    added, seconds, out = peak_above_start(f"""
+        from minicnn.data.download import fetch
+        try:
+            fetch({hostile + "/forever/x"!r}, {str(tmp_path / "x")!r}, "0" * 32, "advice",
+                  "labels", limit={cap})
+        except ValueError as e:
+            print("REFUSED", e)
+    """)
+    assert f"more than {cap} bytes" in out
+    assert (tmp_path / "x").stat().st_size <= cap  # the chunk past the cap is not written
+    assert added <= 16 << 20, added / (1 << 20)
+
+
 def test_the_published_size_bounds_a_stream_without_length(tmp_path, hostile, received):
     with pytest.raises(ValueError, match="more than the 29515 bytes of the published file"):
         fetch(f"{hostile}/forever/x", tmp_path / "x", mnist.FASHION_MNIST.md5[LABELS],
@@ -176,6 +194,16 @@ def test_a_stalled_or_trickling_server_times_out(tmp_path, hostile, received, mo
               limit=10 ** 6)
     assert time.monotonic() - start < 5
     assert received[0] <= most
+
+
+@pytest.mark.parametrize("mode", ["stall", "trickle"])
+def test_a_stalled_download_through_the_loader_leaves_nothing(tmp_path, hostile, monkeypatch,
+                                                              mode):
+    monkeypatch.setattr(download, "STALL_SECONDS", 1.0)
+    monkeypatch.setattr(mnist, "FASHION_MNIST", mnist.FASHION_MNIST._replace(system_dir=None))
+    message = _download_fails(tmp_path / "data", f"{hostile}/{mode}/", ConnectionError,
+                              "stalled", md5=ZERO_MD5)
+    assert message.count("\n") == 0 and f"{mode}/train-images-idx3-ubyte.gz" in message
 
 
 def test_cifar_download_is_bounded_and_leaves_nothing(tmp_path, hostile, received):
