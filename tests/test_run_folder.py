@@ -346,7 +346,7 @@ def test_help_names_the_command_and_augment_lists_no_true(capsys):
     text = capsys.readouterr().out
     assert e.value.code == 0 and text.startswith("usage: minicnn-train ")
     assert "True" not in text and "--augment [SPEC]" in text
-    assert "crop, flip joined by commas" in " ".join(text.split())
+    assert "crop, flip, erase joined by commas" in " ".join(text.split())
     with pytest.raises(SystemExit):
         train(["--batch-size", "0"])
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("minicnn-train: error: ")

@@ -279,7 +279,7 @@ def test_hand_edited_config_gives_one_line_through_evaluate(run, tmp_path):
     (tmp_path / "best.npz").write_bytes((out / "best.npz").read_bytes())
     line = one_error_line(train_py("--evaluate", tmp_path / "best.npz", check=False), 1)
     assert line == (f"train.py: error: {tmp_path / 'config.json'}: field 'augment' must be true, "
-                    f"false, one of 'none', 'flip', 'crop', 'crop-flip' or steps of 'crop', 'flip' joined by commas, got 'no' (a str)")
+                    f"false, one of 'none', 'flip', 'crop', 'crop-flip' or steps of 'crop', 'flip', 'erase' joined by commas, got 'no' (a str)")
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -447,3 +447,19 @@ def test_named_augmentations():
     assert augmentation({"dataset": "fashion-mnist", "augment": True}) is augment_crop_flip
     assert augmentation({"dataset": "mnist", "augment": True}) is augment_crop
     assert augmentation({"dataset": "mnist", "augment": False}) is False
+
+
+def test_augment_takes_the_data_modules_steps(capsys):
+    """--augment crop,flip,erase: the steps of minicnn.data.augment, recorded as given and
+    applied in that order; an unknown step is one line naming it."""
+    from minicnn.cli import train_command as cli
+    from minicnn.training.build import augmentation
+    config = cli.new_config(cli.parse_args(["--dataset", "synthetic", "--augment",
+                                            "crop,flip,erase"]))
+    assert config["augment"] == "crop,flip,erase"
+    assert augmentation(config).names == ("crop", "flip", "erase")
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--augment", "crop,blur"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("train.py: error: argument --augment: unknown augmentation "
+                              "'blur' in 'crop,blur'; allowed: crop, flip, erase")

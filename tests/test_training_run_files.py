@@ -42,7 +42,7 @@ _DROP = object()
 
 
 @pytest.mark.parametrize("config, message", [
-    (edited(augment="no"), "field 'augment' must be true, false, one of 'none', 'flip', 'crop', 'crop-flip' or steps of 'crop', 'flip' joined by commas, got 'no' (a str)"),
+    (edited(augment="no"), "field 'augment' must be true, false, one of 'none', 'flip', 'crop', 'crop-flip' or steps of 'crop', 'flip', 'erase' joined by commas, got 'no' (a str)"),
     (edited(batch_size="64"), "field 'batch_size' must be an integer >= 1, got '64' (a str)"),
     (edited(batch_size=16.0), "field 'batch_size' must be an integer >= 1, got 16.0"),
     (edited(batch_size=True), "field 'batch_size' must be an integer >= 1, got True (a bool)"),

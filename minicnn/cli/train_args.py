@@ -24,7 +24,7 @@ DESCRIPTION = "Train a CNN on CIFAR-10, Fashion-MNIST, MNIST or a synthetic stan
 EPILOG = """examples:
   python train.py                                  # the first data set found (see --dataset)
   python train.py --dataset fashion-mnist --model resnet_small --epochs 10 --augment
-  python train.py --dataset cifar10 --download --model vgg_small --epochs 10 --augment crop,flip
+  python train.py --dataset cifar10 --download --model vgg_small --epochs 10 --augment crop,flip,erase
   python train.py --resume runs/20240101-120000    # continue exactly where it stopped
   python train.py --evaluate runs/20240101-120000/best.npz
   minicnn-plot runs/a runs/b -o curves.png
@@ -48,10 +48,10 @@ def widths(text):
 
 
 def augment_spec(text):
-    """An augmentation name or comma-separated steps, e.g. ``crop,flip`` (for argparse)."""
-    problem = augment_spec_problem(text)
-    if problem:
-        raise argparse.ArgumentTypeError(f"{text!r}: {problem}")
+    """An augmentation name or comma-separated steps, e.g. ``crop,flip,erase`` (for argparse)."""
+    problem = augment_spec_problem(text, "--augment")
+    if problem:  # argparse names the flag itself
+        raise argparse.ArgumentTypeError(problem.removeprefix("--augment: "))
     return text
 
 
@@ -82,7 +82,7 @@ def _data_flags(p):
                    metavar="SPEC",
                    help="--augment alone: the data set's own (random crops and horizontal flips; "
                         "crops only on MNIST digits); or name the steps, in order: "
-                        + ", ".join(AUGMENT_STEPS) + " joined by commas (e.g. crop,flip), or one "
+                        + ", ".join(AUGMENT_STEPS) + " joined by commas (e.g. crop,flip,erase), or one "
                         "of " + ", ".join(AUGMENTATIONS) + " (default: none)")
     p.add_argument("--num-train", type=int, default=None,
                    help="train on this many images (default: all of CIFAR-10, 10,000 of "

@@ -5,74 +5,56 @@ run needs to know of each set (how to load it, its image shape and size, its own
 augmentation). :func:`load_splits` turns a name and the split sizes into normalised
 train/validation/test arrays.
 
-Augmentations are named by steps: ``"flip"``, ``"crop"``, or several joined by commas,
-``"crop,flip"`` (applied in that order); ``"crop-flip"`` is the older name of
-``"crop,flip"`` and ``"none"`` means no augmentation. :func:`augmentation_from_spec` turns a
-spec into the ``augment`` function of ``fit``.
+Augmentations are named as :mod:`minicnn.data.augment` reads them: steps ``"crop"``,
+``"flip"``, ``"erase"``, or several joined by commas, ``"crop,flip,erase"`` (applied in that
+order); ``"crop-flip"`` is the older name of ``"crop,flip"`` and ``"none"`` means no
+augmentation. :func:`augmentation_from_spec` turns a spec into the ``augment`` argument of
+``fit``.
 """
 from typing import List, NamedTuple
 
 import numpy as np
 
+from .augment import AUGMENTATIONS as AUGMENT_STEPS
+from .augment import augment_crop, augment_crop_flip, build_augment, parse_augment, random_flip
 from .cifar10 import load_cifar10
 from .mnist import load_fashion_mnist, load_mnist
-from .preprocess import (
-    augment_crop_flip,
-    fit_normalizer,
-    normalize,
-    random_crop,
-    random_flip,
-    train_val_split,
-)
+from .preprocess import fit_normalizer, normalize, train_val_split
 from .synthetic import SYNTHETIC_CLASSES, synthetic_cifar
 
 SYNTHETIC_TEST_SIZE = 2000
 SYNTHETIC_TRAIN_SIZE = 5000  # num_train when config.json says null
 _SYNTHETIC_SEEDS = (0, 1)  # fixed, so every synthetic run sees the same images
 
-
-def augment_crop(x, rng):
-    """Digits are not mirror images of each other: :func:`random_crop` (padding 4) only."""
-    return random_crop(x, 4, rng)
-
-
-#: The steps an augmentation spec is made of, each ``f(x_batch, rng) -> x_batch``.
-AUGMENT_STEPS = {"crop": augment_crop, "flip": random_flip}
-#: Whole specs with a name of their own (``augment`` in config.json may be one of these).
+#: Whole specs with a name of their own, as config.json has long written them (any spec
+#: of :data:`AUGMENT_STEPS` joined by commas works too).
 AUGMENTATIONS = {"none": False, "flip": random_flip, "crop": augment_crop,
                  "crop-flip": augment_crop_flip}
 
+__all__ = ["AUGMENTATIONS", "AUGMENT_STEPS", "DATASETS", "Data", "Dataset",
+           "SYNTHETIC_TEST_SIZE", "SYNTHETIC_TRAIN_SIZE", "augment_crop",
+           "augment_spec_problem", "augmentation_from_spec", "load_splits"]
 
-def augment_spec_problem(spec):
-    """None if ``spec`` names an augmentation ("crop-flip", "crop,flip", ...), else what is
-    wrong with it (one line)."""
+
+def augment_spec_problem(spec, what="augment"):
+    """None if ``spec`` names an augmentation ("crop-flip", "crop,flip,erase", ...), else
+    the one-line message of :func:`minicnn.data.augment.parse_augment` (naming ``what``)."""
     if not isinstance(spec, str):
-        return f"expected a string, got {type(spec).__name__}"
-    if spec in AUGMENTATIONS:
-        return None
-    unknown = [s for s in spec.split(",") if s not in AUGMENT_STEPS]
-    if unknown:
-        return (f"unknown step {unknown[0]!r}: name one of {', '.join(AUGMENTATIONS)}, or "
-                f"steps of {', '.join(AUGMENT_STEPS)} joined by commas, e.g. crop,flip")
+        return f"{what}: expected a string, got {type(spec).__name__}"
+    try:
+        parse_augment(spec, what=what)
+    except (ValueError, TypeError) as e:
+        return str(e)
     return None
 
 
 def augmentation_from_spec(spec):
     """The ``augment`` function for a spec: ``"none"`` -> False, ``"flip"`` ->
-    :func:`random_flip`, ``"crop,flip"`` -> crop then flip with the same Generator."""
+    :func:`random_flip`, ``"crop,flip,erase"`` -> those steps in order, drawing from the
+    same Generator (:func:`minicnn.data.augment.build_augment`)."""
     if spec in AUGMENTATIONS:
         return AUGMENTATIONS[spec]
-    problem = augment_spec_problem(spec)
-    if problem:
-        raise ValueError(f"augmentation {spec!r}: {problem}")
-    steps = [AUGMENT_STEPS[s] for s in spec.split(",")]
-
-    def augment(x, rng):
-        for step in steps:
-            x = step(x, rng)
-        return x
-    augment.__name__ = augment.__qualname__ = "augment_" + "_".join(spec.split(","))
-    return augment
+    return build_augment(spec)
 
 
 class Dataset(NamedTuple):
