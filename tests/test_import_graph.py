@@ -189,3 +189,18 @@ def test_the_checker_passes_a_one_way_package(tmp_path):
     assert not cycles({a: sorted(t) for a, t in graph.items()})
     assert not cycles(parts_graph(graph))
     assert upward_imports(graph) == []
+
+
+def test_only_the_command_line_parses_arguments():
+    """argparse (and sys.argv) belong to minicnn.cli: training, viz and data take values."""
+    users = []
+    for name, path in sorted(package_modules().items()):
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), path)
+        for node in ast.walk(tree):
+            imported = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                        [node.module] if isinstance(node, ast.ImportFrom) else [])
+            argv = isinstance(node, ast.Attribute) and node.attr == "argv"
+            if ("argparse" in imported or argv) and not name.startswith("minicnn.cli"):
+                users.append(f"{name} (line {node.lineno})")
+    assert not users, f"argument parsing outside minicnn.cli: {users}"

@@ -13,7 +13,8 @@ import sys
 import time
 
 from ..data import download_cifar10, download_fashion_mnist, download_mnist, find_fashion_mnist, find_mnist
-from ..data.cifar10 import FOLDER, default_root
+from ..data.cifar10 import FOLDER
+from ..data.paths import default_root
 from ..data.registry import DATASETS
 from ..losses import SoftmaxCrossEntropy
 from ..serialization import error_message
