@@ -408,3 +408,48 @@ def test_run_config_resume_rule(run):
     later.check_resumes(rc.to_dict(), "config.json")  # epochs and data_dir may change
     with pytest.raises(ValueError, match="lr"):
         dataclasses.replace(rc, lr=rc.lr / 2).check_resumes(rc.to_dict(), "config.json")
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    from minicnn.training import History, load_run
+    from minicnn.training.run_folder import claim_run_folder, save_config
+    folder = sys.argv[1]
+    model, config, history = load_run(folder)
+    big = History(list(range(20000)), history.epochs)  # a history.json of some 100 KB
+    with claim_run_folder(folder, resume=True):
+        print("writing", flush=True)
+        for i in range(int(sys.argv[2])):
+            big.save(folder + "/history.json")
+            save_config(folder, config)
+            model.save(folder + "/best.npz")
+""")
+
+
+def test_readers_never_see_a_half_written_file(run, tmp_path):
+    """A writer process rewrites history.json, config.json and best.npz over and over while
+    this process reads them: every read gets a whole file (old or new)."""
+    import shutil
+
+    from minicnn.training import History
+    from minicnn.training.run_folder import load_config
+    folder = tmp_path / "copy"
+    shutil.copytree(run, folder)
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(folder), "150"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+    try:
+        assert proc.stdout.readline().strip() == "writing", proc.stderr.read()
+        reads = 0
+        while proc.poll() is None:
+            History.load(folder / "history.json")
+            load_config(folder)
+            load_npz(folder / "best.npz")
+            reads += 1
+        assert proc.returncode == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=60)
+    assert reads > 0
+    assert len(History.load(folder / "history.json").iteration_loss) == 20000
