@@ -435,7 +435,7 @@ def test_readers_never_see_a_half_written_file(run, tmp_path):
     from minicnn.training.run_folder import load_config
     folder = tmp_path / "copy"
     shutil.copytree(run, folder)
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(folder), "150"],
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(folder), "60"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
     try:
