@@ -453,3 +453,23 @@ def test_readers_never_see_a_half_written_file(run, tmp_path):
         proc.communicate(timeout=60)
     assert reads > 0
     assert len(History.load(folder / "history.json").iteration_loss) == 20000
+
+
+def test_another_thread_of_the_same_process_is_a_second_writer(tmp_path):
+    import threading
+    out = tmp_path / "run"
+    errors = []
+    with claim_run_folder(out):
+        assert holds(out)
+
+        def second():
+            try:
+                quick_fit(out)
+            except RunFolderBusyError as e:
+                errors.append(str(e))
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join()
+    assert errors == [f"{str(out)!r} is in use by another run (process {os.getpid()} is "
+                      f"writing it); wait for it to end or choose another folder"]
+    assert not out.exists()  # created by the claim, nothing written: removed again

@@ -21,6 +21,7 @@ import errno
 import json
 import os
 import re
+import threading
 
 from ..serialization import atomic_path, remove_stale_temps
 from .build import build_model_for
@@ -39,7 +40,7 @@ RUN_FILES = ("config.json", "history.json", "history.csv", CHECKPOINT, BEST, "lo
              "report.png")
 LOCK = "run.lock"
 _TEMP = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")
-_HELD = {}  # real path of a folder -> the RunFolderLock this process holds on it
+_HELD = {}  # real path of a folder -> the thread of this process that holds its lock
 
 
 class RunFolderBusyError(ValueError):
@@ -197,13 +198,14 @@ def claim_run_folder(path, resume=False, name="--out", resume_hint=None):
         lock.created = False  # it may hold another run's files now: leave the folder
         lock.release()
         raise
-    _HELD[os.path.realpath(path)] = lock
+    _HELD[os.path.realpath(path)] = threading.get_ident()
     return lock
 
 
 def holds(path):
-    """True if this process holds the lock on the run folder ``path``."""
-    return os.path.realpath(os.fspath(path)) in _HELD
+    """True if this thread holds the lock on the run folder ``path`` (another thread of the
+    same process is a second writer like any other)."""
+    return _HELD.get(os.path.realpath(os.fspath(path))) == threading.get_ident()
 
 
 def hold_run_folder(out_dir, resume=False):
