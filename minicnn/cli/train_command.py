@@ -4,8 +4,9 @@
 The path of a new run, one way down: flags (:mod:`.train_args`, :mod:`.presets`) ->
 :class:`minicnn.training.RunConfig` (defaults and checks) -> the run folder is claimed
 (:func:`minicnn.training.run_folder.claim_run_folder`: new or empty, locked) -> data, model
-and optimizer (:mod:`minicnn.training.build`) -> ``fit`` -> the pictures
-(:mod:`minicnn.viz`) -> the test accuracy is printed.
+and optimizer (:mod:`minicnn.training.build`) -> ``fit`` -> the test accuracy of
+``best.npz`` -> the pictures (:mod:`minicnn.viz`) -> the results are printed. No step
+goes back to a module an earlier step left.
 """
 import math
 import os
@@ -239,30 +240,29 @@ def _train(args, config, run_dir, data):
 
 
 def _finish(run_dir, config, data):
-    """The pictures, then the test accuracy of best.npz (the run folder is written)."""
-    from ..viz import plot_runs
-    plot_runs([run_dir], path=os.path.join(run_dir, "loss.png"))
+    """The test accuracy of best.npz (training), then the pictures (viz), then the results
+    are printed: the run's last steps go down the house once."""
     best, _, history = load_run(run_dir)
     loss, acc = evaluate(best, SoftmaxCrossEntropy(), data.x_test, data.y_test)
+    report = draw_pictures(run_dir)
     _finite_test_loss(loss, os.path.join(run_dir, BEST))
     seconds = sum(history["seconds"])
     print(f"best validation accuracy {history.best_val_acc:.4f}; training took {seconds:.0f} s")
     print(f"test accuracy {acc:.4f} (loss {loss:.4f}) on {len(data.y_test)} {config['dataset']} "
           f"test images, model {os.path.join(run_dir, BEST)}")
-    write_report_if_available(run_dir)
+    print(report, file=sys.stderr if report.startswith("warning") else sys.stdout)
 
 
-def write_report_if_available(run_dir):
-    try:
-        from ..viz import write_report
-    except ImportError:
-        return
+def draw_pictures(run_dir):
+    """Draw loss.png and report.png into the run folder; returns the line to print about
+    the report (a warning if it could not be drawn: the run itself succeeded)."""
+    from ..viz import plot_runs, write_report
+    plot_runs([run_dir], path=os.path.join(run_dir, "loss.png"))
     try:
         write_report(run_dir)
-    except Exception as e:  # the run itself succeeded; say why the extra picture is missing
-        print(f"warning: report.png not written ({type(e).__name__}: {e})", file=sys.stderr)
-    else:
-        print(f"report: {os.path.join(run_dir, 'report.png')}")
+    except Exception as e:  # say why the extra picture is missing
+        return f"warning: report.png not written ({type(e).__name__}: {e})"
+    return f"report: {os.path.join(run_dir, 'report.png')}"
 
 
 def main(argv=None, prog="train.py"):
