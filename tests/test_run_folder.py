@@ -473,3 +473,16 @@ def test_another_thread_of_the_same_process_is_a_second_writer(tmp_path):
     assert errors == [f"{str(out)!r} is in use by another run (process {os.getpid()} is "
                       f"writing it); wait for it to end or choose another folder"]
     assert not out.exists()  # created by the claim, nothing written: removed again
+
+
+def test_a_report_that_cannot_be_drawn_is_a_warning_after_the_results(tmp_path, monkeypatch,
+                                                                       capsys):
+    import minicnn.viz
+
+    def broken(run_dir, path=None, **inputs):
+        raise RuntimeError("no fonts")
+    monkeypatch.setattr(minicnn.viz, "write_report", broken)
+    train_command.main([*TINY, "--epochs", "1", "--out", str(tmp_path / "r")])
+    out, err = capsys.readouterr()
+    assert "test accuracy" in out and (tmp_path / "r" / "loss.png").exists()
+    assert err.strip().splitlines()[-1] == "warning: report.png not written (RuntimeError: no fonts)"
