@@ -486,3 +486,14 @@ def test_a_report_that_cannot_be_drawn_is_a_warning_after_the_results(tmp_path, 
     out, err = capsys.readouterr()
     assert "test accuracy" in out and (tmp_path / "r" / "loss.png").exists()
     assert err.strip().splitlines()[-1] == "warning: report.png not written (RuntimeError: no fonts)"
+
+
+def test_evaluate_with_huge_widths_in_config_json_is_one_line(run, tmp_path):
+    config = json.loads((run / "config.json").read_text())
+    config.update(model="vgg_small", model_args={"in_channels": 3, "widths": [100000] * 3})
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "best.npz").write_bytes((run / "best.npz").read_bytes())
+    message = cli_error(["--evaluate", tmp_path / "best.npz"])
+    assert message.startswith(f"train.py: error: {tmp_path / 'config.json'}: model_args.widths "
+                              f"[100000, 100000, 100000]: the network's weights alone would "
+                              f"need at least ")

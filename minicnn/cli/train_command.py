@@ -114,8 +114,10 @@ def _finite_test_loss(loss, path):
 
 
 def run_evaluate(path):
-    config = load_config(os.path.dirname(os.path.abspath(path)))
-    model = load_weights(build_model_for(config), path)  # read once, checked, bounded
+    folder = os.path.dirname(os.path.abspath(path))
+    config = load_config(folder)
+    model = built_model(config, where=f"{os.path.join(folder, 'config.json')}: ")
+    model = load_weights(model, path)  # read once, checked, bounded
     data = build_data(config)
     loss, acc = evaluate(model, SoftmaxCrossEntropy(), data.x_test, data.y_test)
     _finite_test_loss(loss, path)
@@ -178,16 +180,22 @@ def _model_named(config, label):
     return f"model_args.widths {widths}"
 
 
-def checked_model(config, label, where):
-    """The run's network (checked to fit in memory with its data, its weights before they
-    are allocated), or a one-line ValueError."""
+def built_model(config, label=str, where=""):
+    """The run's network, its weights checked to fit in memory before they are allocated;
+    else a one-line ValueError."""
     what = _model_named(config, label)
     check_weight_memory(config, what, where)
     try:
-        model = build_model_for(config)
+        return build_model_for(config)
     except MemoryError as e:  # more than the estimate, e.g. under a tight RLIMIT_AS
         raise ValueError(f"{where}{what}: the network's weights alone do not fit in memory "
                          f"({e}); choose narrower widths or a smaller model") from None
+
+
+def checked_model(config, label, where):
+    """The run's network (:func:`built_model`), checked to fit in memory with its data and
+    a training batch's activations, or a one-line ValueError."""
+    model = built_model(config, label, where)
     check_sizes(config, label, where, model=model)
     return model
 
