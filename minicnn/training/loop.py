@@ -51,6 +51,7 @@ from .checkpoint import (
 )
 from .history import History
 from .inference import evaluate, predict
+from .run_folder import hold_run_folder
 
 if TYPE_CHECKING:
     from ..layers import Layer
@@ -126,6 +127,8 @@ def fit(model: Layer, loss_fn: Loss, optimizer: Optimizer,
     - augment: False, True (random crop + flip) or ``f(x_batch, rng) -> x_batch``
     - seed: int or ``SeedSequence`` for the shuffling and augmentation Generator
     - out_dir: run folder for history, ``checkpoint.npz`` and ``best.npz``; None writes nothing
+      (a new or empty folder, or with ``resume`` the run's; locked against other writers
+      for the call, see :mod:`minicnn.training.run_folder`)
     - resume: continue from ``out_dir/checkpoint.npz`` (ValueError if there is none)
     - drop_last: skip each epoch's last, smaller minibatch (the order is reshuffled every
       epoch, so no sample is left out for good); a batch of a few samples gives noisy
@@ -163,16 +166,17 @@ def fit(model: Layer, loss_fn: Loss, optimizer: Optimizer,
     """
     _check_arguments(train_data, val_data, epochs, batch_size, drop_last, progress)
     _warn_if_unnormalized(train_data, val_data)
-    rng = np.random.default_rng(seed)
-    loader = DataLoader(*train_data, batch_size, shuffle=True, augment=augment,
-                        drop_last=drop_last, rng=rng, check_inputs=False)
-    history, start = _open_run(model, optimizer, loader, out_dir, resume, config)
-    _check_schedule(schedule, int(epochs), len(loader))
-    hooks = _Hooks(callbacks, progress, val_data)
-    folder = _RunFolder(model, optimizer, rng, history, out_dir, config)
-    trainer = _Trainer(model, loss_fn, optimizer, loader, folder, schedule, hooks)
-    model.train()
-    trainer.run(start, int(epochs), val_data, eval_batch_size)
+    with hold_run_folder(out_dir, resume):  # one writer; a new run needs a new or empty folder
+        rng = np.random.default_rng(seed)
+        loader = DataLoader(*train_data, batch_size, shuffle=True, augment=augment,
+                            drop_last=drop_last, rng=rng, check_inputs=False)
+        history, start = _open_run(model, optimizer, loader, out_dir, resume, config)
+        _check_schedule(schedule, int(epochs), len(loader))
+        hooks = _Hooks(callbacks, progress, val_data)
+        folder = _RunFolder(model, optimizer, rng, history, out_dir, config)
+        trainer = _Trainer(model, loss_fn, optimizer, loader, folder, schedule, hooks)
+        model.train()
+        trainer.run(start, int(epochs), val_data, eval_batch_size)
     return history
 
 

@@ -1,9 +1,7 @@
 """Pictures: loss curves, a one-page run report, and figures of a network's insides.
 
-The names below load on first use, so ``python -m minicnn.viz.report`` and
-``python -m minicnn.viz.curves`` run their module once, without a warning from runpy.
-Importing this package also makes ``fit(progress="plot")`` draw a :class:`LivePlot` in
-a notebook.
+The names below load on first use, so importing minicnn.viz stays cheap. Importing this
+package also makes ``fit(progress="plot")`` draw a :class:`LivePlot` in a notebook.
 """
 import importlib
 

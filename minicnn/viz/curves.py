@@ -1,6 +1,6 @@
 """Loss and accuracy curves of one or more runs.
 
-    minicnn-plot runs/a runs/b -o curves.png     # or: python -m minicnn.viz.curves ...
+    minicnn-plot runs/a runs/b -o curves.png     # the command is in minicnn.cli
 
 Left: the loss of every iteration, raw (faint) and smoothed with a bias-corrected
 exponential moving average (no lag from a start at zero or at the first value), with
@@ -13,15 +13,12 @@ range test (``minicnn.training.lr_find``).
 Figures are built with ``matplotlib.figure.Figure`` (the Agg renderer), never pyplot, so
 this works headless and keeps no global state.
 """
-import argparse
 import os
-import sys
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ..serialization import error_message
 from .png import save_png
 
 
@@ -203,25 +200,3 @@ def plot_runs(run_dirs, path=None, **kwargs):
     labels = [os.path.basename(os.path.normpath(d)) for d in run_dirs]
     return plot_histories(histories, labels, path=path, **kwargs)
 
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="minicnn-plot",
-                                     description="Plot the loss and accuracy curves of runs.")
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
-                        help="run folder(s) holding history.json")
-    parser.add_argument("-o", "--output", default="curves.png", help="PNG to write (default: %(default)s)")
-    parser.add_argument("--title", default=None, help="heading over the plots")
-    parser.add_argument("--smoothing", type=float, default=0.9,
-                        help="EMA factor for the loss, 0 to 1 (default: %(default)s)")
-    args = parser.parse_args(argv)
-    if not 0 <= args.smoothing < 1:
-        parser.error(f"--smoothing must be in [0, 1), got {args.smoothing}")
-    try:
-        plot_runs(args.run_dirs, path=args.output, smoothing=args.smoothing, title=args.title)
-    except (ValueError, OSError) as e:  # a broken history; a read-only or full disk
-        parser.exit(1, f"minicnn-plot: error: {error_message(e)}\n")
-    print(f"wrote {args.output}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
