@@ -9,10 +9,11 @@ import pytest
 from conftest import channel_data, tiny_net
 from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.optim import SGD, Adam
-from minicnn.training import History, fit, predict, read_checkpoint
-from minicnn.training.callbacks import EarlyStopping, LivePlot, SamplePredictions, StopTraining
+from minicnn.training import History, callbacks, fit, loop, predict, read_checkpoint
+from minicnn.training.callbacks import EarlyStopping, StopTraining
 from minicnn.training.loop import NonFiniteLossError
 from minicnn.viz.figures import mistakes_first
+from minicnn.viz.live import LivePlot, SamplePredictions
 
 BATCH = 16
 STEPS = 150 // BATCH
@@ -168,6 +169,25 @@ def test_progress_plot_outside_a_notebook_prints_lines(data, capsys):
     train(data, progress="plot")
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and "validation accuracy" in lines[1]
+
+
+def test_progress_plot_in_a_notebook_adds_the_live_plot_viz_registered(data, capsys,
+                                                                      monkeypatch):
+    import minicnn.viz  # noqa: F401 (importing it registers its LivePlot)
+    assert isinstance(callbacks.live_plot(), LivePlot)
+    shown = []
+    monkeypatch.setattr(loop, "in_notebook", lambda: True)
+    monkeypatch.setitem(callbacks._live_plot, "factory",
+                        lambda: LivePlot(interval=3600, show=shown.append))
+    train(data, progress="plot")
+    assert len(shown) == 1 + 2 and capsys.readouterr().out == ""  # a picture, no lines
+    monkeypatch.setitem(callbacks._live_plot, "factory", None)  # viz never imported
+    train(data, progress="plot")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith('fit: progress="plot" draws with minicnn.viz; import it first')
+    assert len(lines) == 3 and "validation accuracy" in lines[2] and len(shown) == 3
+    with pytest.raises(TypeError, match="set_live_plot: expected a function or None"):
+        callbacks.set_live_plot("LivePlot")
 
 
 def test_live_plot_redraws_after_steps_and_epochs(data):

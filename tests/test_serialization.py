@@ -317,7 +317,7 @@ def test_evaluate_refuses_a_bomb_best_npz_reading_it_once(tmp_path):
         import minicnn.training.checkpoint as ck
         real = ck.load_npz
         ck.load_npz = lambda *a, **k: calls.append(a[0]) or real(*a, **k)
-        from minicnn.training.cli import main
+        from minicnn.cli.train_command import main
         try:
             main(["--evaluate", {str(run / "best.npz")!r}])
         except SystemExit as e:

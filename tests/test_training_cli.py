@@ -209,7 +209,7 @@ def test_a_config_without_model_args_still_loads(tmp_path):
 
 def test_auto_falls_back_to_synthetic_and_says_how_to_get_real_images(monkeypatch, capsys,
                                                                         tmp_path):
-    from minicnn.training import cli
+    from minicnn.cli import train_command as cli
     monkeypatch.setattr(cli, "find_fashion_mnist", lambda root=None: None)
     args = cli.parse_args(["--data-dir", str(tmp_path)])
     assert cli.resolve_dataset(args) == "synthetic"
@@ -249,7 +249,7 @@ def test_resume_before_the_first_checkpoint_suggests_a_fresh_run(run, tmp_path):
     (early / "config.json").write_text((out / "config.json").read_text())
     line = one_error_line(train_py("--resume", early, check=False), 2)
     assert f"--resume {str(early)!r} holds no checkpoint.npz yet" in line
-    assert f"start it afresh: python train.py --out {early} --dataset synthetic --model " \
+    assert f"start it afresh: rm -r {early} && python train.py --out {early} --dataset synthetic --model " \
            f"three_layer_convnet --epochs 2 --batch-size 16" in line and "--augment" in line
     assert os.listdir(early) == ["config.json"]
 
@@ -279,7 +279,7 @@ def test_hand_edited_config_gives_one_line_through_evaluate(run, tmp_path):
     (tmp_path / "best.npz").write_bytes((out / "best.npz").read_bytes())
     line = one_error_line(train_py("--evaluate", tmp_path / "best.npz", check=False), 1)
     assert line == (f"train.py: error: {tmp_path / 'config.json'}: field 'augment' must be true, "
-                    f"false or one of 'none', 'flip', 'crop', 'crop-flip', got 'no' (a str)")
+                    f"false, one of 'none', 'flip', 'crop', 'crop-flip' or steps of 'crop', 'flip', 'erase' joined by commas, got 'no' (a str)")
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -325,8 +325,8 @@ def test_evaluate_takes_a_file_not_a_folder(run):
 def test_double_ctrl_c_says_exactly_what_was_saved(tmp_path, monkeypatch, capsys):
     """A second Ctrl-C inside a step: only the history is written, and the message names
     the checkpoint the folder still holds (here the end of epoch 1)."""
+    from minicnn.cli import train_command as cli
     from minicnn.losses import SoftmaxCrossEntropy
-    from minicnn.training import cli
 
     class TwoCtrlC(SoftmaxCrossEntropy):
         calls = 0
@@ -353,8 +353,8 @@ def test_double_ctrl_c_says_exactly_what_was_saved(tmp_path, monkeypatch, capsys
 
 
 def test_single_ctrl_c_names_the_checkpoint_it_wrote(tmp_path, monkeypatch, capsys):
+    from minicnn.cli import train_command as cli
     from minicnn.losses import SoftmaxCrossEntropy
-    from minicnn.training import cli
 
     class CtrlC(SoftmaxCrossEntropy):
         calls = 0
@@ -377,7 +377,7 @@ def test_single_ctrl_c_names_the_checkpoint_it_wrote(tmp_path, monkeypatch, caps
 def test_report_on_a_read_only_folder_gives_one_line(run, tmp_path, monkeypatch, capsys):
     out, _ = run
     from minicnn import serialization
-    from minicnn.viz import report
+    from minicnn.cli import report_command as report
 
     def read_only(*args, **kwargs):
         raise PermissionError(13, "Permission denied", os.path.join(kwargs["dir"], ".x.tmp"))
@@ -403,7 +403,7 @@ def _can_write(folder):
 @pytest.mark.skipif(_can_write("/sys"), reason="needs a folder this user cannot write")
 def test_report_command_into_an_unwritable_folder(run):
     out, _ = run
-    result = subprocess.run([sys.executable, "-m", "minicnn.viz.report", str(out), "-o",
+    result = subprocess.run([sys.executable, "-m", "minicnn.cli.report_command", str(out), "-o",
                              "/sys/report.png"], capture_output=True, text=True, cwd=ROOT,
                             env=dict(os.environ, PYTHONPATH=ROOT), timeout=300)
     assert result.returncode == 1 and "Traceback" not in result.stderr
@@ -411,7 +411,7 @@ def test_report_command_into_an_unwritable_folder(run):
 
 
 def test_preset_fills_the_recipe_and_flags_given_win(monkeypatch):
-    from minicnn.training import cli
+    from minicnn.cli import train_command as cli
     monkeypatch.setattr(cli, "find_fashion_mnist", lambda root=None: "/somewhere")
     config = cli.new_config(cli.parse_args(["--preset", "fashion"]))
     assert {k: config[k] for k in ("dataset", "model", "epochs", "batch_size", "optimizer",
@@ -431,7 +431,7 @@ def test_preset_fills_the_recipe_and_flags_given_win(monkeypatch):
 
 
 def test_widths_and_augment_names_are_checked(capsys):
-    from minicnn.training import cli
+    from minicnn.cli import train_command as cli
     with pytest.raises(SystemExit):
         cli.parse_args(["--widths", "8,x"])
     assert "expected positive integers separated by commas" in capsys.readouterr().err
@@ -447,3 +447,19 @@ def test_named_augmentations():
     assert augmentation({"dataset": "fashion-mnist", "augment": True}) is augment_crop_flip
     assert augmentation({"dataset": "mnist", "augment": True}) is augment_crop
     assert augmentation({"dataset": "mnist", "augment": False}) is False
+
+
+def test_augment_takes_the_data_modules_steps(capsys):
+    """--augment crop,flip,erase: the steps of minicnn.data.augment, recorded as given and
+    applied in that order; an unknown step is one line naming it."""
+    from minicnn.cli import train_command as cli
+    from minicnn.training.build import augmentation
+    config = cli.new_config(cli.parse_args(["--dataset", "synthetic", "--augment",
+                                            "crop,flip,erase"]))
+    assert config["augment"] == "crop,flip,erase"
+    assert augmentation(config).names == ("crop", "flip", "erase")
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--augment", "crop,blur"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("train.py: error: argument --augment: unknown augmentation "
+                              "'blur' in 'crop,blur'; allowed: crop, flip, erase")

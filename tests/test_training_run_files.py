@@ -42,7 +42,7 @@ _DROP = object()
 
 
 @pytest.mark.parametrize("config, message", [
-    (edited(augment="no"), "field 'augment' must be true, false or one of 'none', 'flip', 'crop', 'crop-flip', got 'no' (a str)"),
+    (edited(augment="no"), "field 'augment' must be true, false, one of 'none', 'flip', 'crop', 'crop-flip' or steps of 'crop', 'flip', 'erase' joined by commas, got 'no' (a str)"),
     (edited(batch_size="64"), "field 'batch_size' must be an integer >= 1, got '64' (a str)"),
     (edited(batch_size=16.0), "field 'batch_size' must be an integer >= 1, got 16.0"),
     (edited(batch_size=True), "field 'batch_size' must be an integer >= 1, got True (a bool)"),
@@ -82,7 +82,7 @@ def test_check_sizes_against_data_set_and_memory(monkeypatch):
         check_sizes({**cifar, "num_train": 49001}, label=lambda k: "--" + k.replace("_", "-"))
     with pytest.raises(ValueError, match=r"num_test 10001: CIFAR-10 has 10,000 test images"):
         check_sizes({**cifar, "num_test": 10001})
-    from minicnn.training import runs
+    from minicnn.training import memory as runs
     monkeypatch.setattr(runs, "available_memory", lambda: 100 * 2 ** 20)
     with pytest.raises(ValueError, match=r"num_train 100000, num_val 16, num_test 16: the "
                                          r"synthetic images would need about 1\.7 GiB of memory, "
@@ -213,13 +213,14 @@ def test_stale_temp_files_are_removed_when_a_run_starts_or_resumes(data, tmp_pat
     stale = [".checkpoint.npz.k2j4h5g6.tmp", ".best.npz.abcdefgh.tmp", ".history.json.x_y_z_12.tmp"]
     for name in stale:
         (tmp_path / name).write_bytes(b"partial write of a killed run")
-    (tmp_path / "notes.txt").write_text("mine")
-    train(data, tmp_path, epochs=1)
+    train(data, tmp_path, epochs=1)  # only stale temp files: the folder counts as empty
+    assert sorted(os.listdir(tmp_path)) == ["best.npz", "checkpoint.npz", "history.csv",
+                                            "history.json"]
+    (tmp_path / stale[0]).write_bytes(b"again")
+    (tmp_path / "notes.txt").write_text("mine")  # a user's note in a run's folder stays
+    train(data, tmp_path, epochs=2, resume=True)
     assert sorted(os.listdir(tmp_path)) == ["best.npz", "checkpoint.npz", "history.csv",
                                             "history.json", "notes.txt"]
-    (tmp_path / stale[0]).write_bytes(b"again")
-    train(data, tmp_path, epochs=2, resume=True)
-    assert stale[0] not in os.listdir(tmp_path)
 
 
 def test_best_npz_is_replaced_only_by_a_strictly_better_accuracy(data, tmp_path, monkeypatch):
@@ -247,6 +248,24 @@ def test_best_npz_is_replaced_only_by_a_strictly_better_accuracy(data, tmp_path,
         assert np.array_equal(best[k], v), k
     assert not np.array_equal(best["4.weight"], snapshots[2]["4.weight"])
     assert not np.array_equal(best["4.weight"], snapshots[0]["4.weight"])
+
+
+def test_best_npz_keeps_the_best_epoch_when_accuracy_drops_and_partly_recovers(
+        data, tmp_path, monkeypatch):
+    """Validation accuracies 0.9, 0.5, 0.6: best.npz holds epoch 1's model. (Comparing with
+    the previous epoch instead of the best would write epoch 3's, 0.6 > 0.5.)"""
+    scripted = iter([0.9, 0.5, 0.6])
+    snapshots = []
+
+    def fake_evaluate(model, loss_fn, x, y, batch_size=500):
+        snapshots.append(model.state_dict())
+        return 1.0, next(scripted)
+    monkeypatch.setattr(loop, "evaluate", fake_evaluate)
+    _, _, hist = train(data, tmp_path, epochs=3)
+    assert hist["val_acc"] == [0.9, 0.5, 0.6] and hist.best_val_acc == 0.9
+    best = load_npz(tmp_path / "best.npz")
+    assert all(np.array_equal(best[k], v) for k, v in snapshots[0].items())
+    assert not np.array_equal(best["4.weight"], snapshots[2]["4.weight"])
 
 
 def test_build_data_normalises_with_the_training_split_only():

@@ -8,9 +8,10 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from minicnn import layers as L
+from minicnn.cli.plot_command import main
 from minicnn.models import Sequential
 from minicnn.training.history import History
-from minicnn.viz.curves import ema, main, plot_histories, plot_runs
+from minicnn.viz.curves import ema, plot_histories, plot_runs
 
 
 def fake_history(seed, epochs=4, steps=25):

@@ -143,11 +143,11 @@ def make_run(run_dir, model="three_layer_convnet"):
     config = dict(dataset="synthetic", data_dir=None, model=model, epochs=1,
                   batch_size=50, lr=1e-3, optimizer="adam", weight_decay=0.0, schedule="none",
                   augment=False, num_train=100, num_val=40, num_test=60, dtype="float32", seed=0)
-    save_config(str(run_dir), config)
     data = build_data(config)
     model = build_model_for(config, len(data.classes))
     fit(model, SoftmaxCrossEntropy(), build_optimizer(model, config), (data.x_train, data.y_train),
         (data.x_val, data.y_val), 1, 50, out_dir=str(run_dir), progress=False)
+    save_config(str(run_dir), config)  # after fit: fit(out_dir=...) takes a new or empty folder
     return run_dir
 
 
@@ -158,15 +158,16 @@ def tiny_run(tmp_path_factory):
 
 def test_report_of_a_run_folder(tiny_run, capsys):
     """minicnn-report RUN_DIR writes RUN_DIR/report.png via write_report."""
+    from minicnn.cli import report_command
     from minicnn.viz import report
-    report.main([str(tiny_run)])
+    report_command.main([str(tiny_run)])
     path = tiny_run / "report.png"
     assert f"wrote {path}" in capsys.readouterr().out
     pixels = imread(str(path))
     assert pixels.shape[:2] == (report.PAGE[1] * viz.DPI, report.PAGE[0] * viz.DPI)
     check_png(path, Figure(figsize=report.PAGE), min_colours=500)
     with pytest.raises(SystemExit) as e:
-        report.main([str(tiny_run / "missing")])
+        report_command.main([str(tiny_run / "missing")])
     assert e.value.code == 1
 
 
@@ -302,11 +303,12 @@ def fit_run(tmp_path_factory):
 def test_tools_on_a_fit_folder(fit_run, capsys):
     """minicnn-report says what a fit folder lacks and how to draw its report anyway;
     write_report and load_run take the network; minicnn-plot needs nothing more."""
+    from minicnn.cli import plot_command, report_command
     from minicnn.training import load_run
-    from minicnn.viz import curves, report
+    from minicnn.viz import report
     out, net, test_data = fit_run
     with pytest.raises(SystemExit) as e:
-        report.main([str(out)])
+        report_command.main([str(out)])
     err = capsys.readouterr().err
     assert e.value.code == 1 and "Traceback" not in err
     for part in ("no config.json", "fit(out_dir=...)", "history.json", "best.npz",
@@ -322,7 +324,7 @@ def test_tools_on_a_fit_folder(fit_run, capsys):
     assert config is None and len(history) == 2 and not best.training
     saved = small_net().load(out / "best.npz").state_dict()
     assert all(np.array_equal(v, saved[k]) for k, v in best.state_dict().items())
-    curves.main([str(out), "-o", str(out / "curves.png")])
+    plot_command.main([str(out), "-o", str(out / "curves.png")])
     assert "wrote" in capsys.readouterr().out and (out / "curves.png").exists()
     with pytest.raises(ValueError, match="none of config.json"):
         load_run(str(out.parent / "empty"))
@@ -337,14 +339,14 @@ def test_raw_images_undo_normalisation():
 
 
 def test_report_module_runs_as_a_script_on_a_fit_folder(fit_run):
-    """``python -m minicnn.viz.report`` (what minicnn-report runs) without runpy's warning
+    """``python -m minicnn.cli.report_command`` (what minicnn-report runs) without runpy's warning
     about a module imported twice; one error, no traceback."""
     import os
     import subprocess
     import sys
     out, _, _ = fit_run
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    result = subprocess.run([sys.executable, "-m", "minicnn.viz.report", str(out)],
+    result = subprocess.run([sys.executable, "-m", "minicnn.cli.report_command", str(out)],
                             capture_output=True, text=True, timeout=120,
                             env=dict(os.environ, PYTHONPATH=root))
     assert result.returncode == 1

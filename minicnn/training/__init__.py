@@ -1,5 +1,7 @@
 """Training: the loop (``fit``, ``evaluate``, ``predict``), checkpoints, history,
-learning-rate schedules and run folders."""
+learning-rate schedules, a run's configuration (:class:`RunConfig`) and run folders."""
+from .build import build_data
+from .callbacks import EarlyStopping, StopTraining
 from .checkpoint import (
                          BEST,
                          CHECKPOINT,
@@ -8,11 +10,15 @@ from .checkpoint import (
                          read_checkpoint,
                          save_checkpoint,
 )
+from .config import RunConfig
 from .history import History
 from .loop import NonFiniteLossError, evaluate, fit, predict
-from .runs import build_data, load_run
-from .schedules import ConstantLR, CosineLR, StepLR, make_schedule
+from .lr_find import LRFindResult, lr_find
+from .run_folder import load_run
+from .schedules import ConstantLR, CosineLR, OneCycleLR, StepLR, WarmupCosineLR, make_schedule
 
-__all__ = ["BEST", "CHECKPOINT", "ConstantLR", "CosineLR", "History", "NonFiniteLossError",
-           "StepLR", "build_data", "evaluate", "fit", "load_checkpoint", "load_run",
-           "load_weights", "make_schedule", "predict", "read_checkpoint", "save_checkpoint"]
+__all__ = ["BEST", "CHECKPOINT", "ConstantLR", "CosineLR", "EarlyStopping", "History",
+           "LRFindResult", "NonFiniteLossError", "OneCycleLR", "RunConfig",
+           "StepLR", "StopTraining", "WarmupCosineLR", "build_data", "evaluate", "fit",
+           "load_checkpoint", "load_run", "load_weights", "lr_find", "make_schedule", "predict",
+           "read_checkpoint", "save_checkpoint"]

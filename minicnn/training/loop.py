@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from ..data import DataLoader, check_normalized
 from ..serialization import NonFiniteError, non_finite_entries, remove_stale_temps
-from .callbacks import LivePlot, StopTraining, in_notebook
+from .callbacks import StopTraining, in_notebook, live_plot
 from .checkpoint import (
     BEST,
     CHECKPOINT,
@@ -51,6 +51,7 @@ from .checkpoint import (
 )
 from .history import History
 from .inference import evaluate, predict
+from .run_folder import hold_run_folder
 
 if TYPE_CHECKING:
     from ..layers import Layer
@@ -126,14 +127,17 @@ def fit(model: Layer, loss_fn: Loss, optimizer: Optimizer,
     - augment: False, True (random crop + flip) or ``f(x_batch, rng) -> x_batch``
     - seed: int or ``SeedSequence`` for the shuffling and augmentation Generator
     - out_dir: run folder for history, ``checkpoint.npz`` and ``best.npz``; None writes nothing
+      (a new or empty folder, or with ``resume`` the run's; locked against other writers
+      for the call, see :mod:`minicnn.training.run_folder`)
     - resume: continue from ``out_dir/checkpoint.npz`` (ValueError if there is none)
     - drop_last: skip each epoch's last, smaller minibatch (the order is reshuffled every
       epoch, so no sample is left out for good); a batch of a few samples gives noisy
       batch-norm statistics and a spike in the loss curve
     - progress: "bar" (or True) a tqdm progress bar per epoch; "lines" one printed line
       per epoch (epoch, loss, accuracy, validation accuracy, seconds); "plot" the loss and
-      accuracy curves redrawn in place in a Jupyter notebook (:class:`LivePlot`), and
-      "lines" anywhere else; False nothing
+      accuracy curves redrawn in place in a Jupyter notebook (``minicnn.viz.LivePlot``,
+      there once ``minicnn.viz`` is imported; until then lines and a note saying so),
+      and "lines" anywhere else; False nothing
     - callbacks: objects with ``on_step_end(history, model)`` and/or
       ``on_epoch_end(history, model)`` (see :mod:`minicnn.training.callbacks`); one may
       raise :class:`StopTraining` to end the run early (a checkpoint is saved where it
@@ -162,16 +166,17 @@ def fit(model: Layer, loss_fn: Loss, optimizer: Optimizer,
     """
     _check_arguments(train_data, val_data, epochs, batch_size, drop_last, progress)
     _warn_if_unnormalized(train_data, val_data)
-    rng = np.random.default_rng(seed)
-    loader = DataLoader(*train_data, batch_size, shuffle=True, augment=augment,
-                        drop_last=drop_last, rng=rng, check_inputs=False)
-    history, start = _open_run(model, optimizer, loader, out_dir, resume, config)
-    _check_schedule(schedule, int(epochs), len(loader))
-    hooks = _Hooks(callbacks, progress, val_data)
-    folder = _RunFolder(model, optimizer, rng, history, out_dir, config)
-    trainer = _Trainer(model, loss_fn, optimizer, loader, folder, schedule, hooks)
-    model.train()
-    trainer.run(start, int(epochs), val_data, eval_batch_size)
+    with hold_run_folder(out_dir, resume):  # one writer; a new run needs a new or empty folder
+        rng = np.random.default_rng(seed)
+        loader = DataLoader(*train_data, batch_size, shuffle=True, augment=augment,
+                            drop_last=drop_last, rng=rng, check_inputs=False)
+        history, start = _open_run(model, optimizer, loader, out_dir, resume, config)
+        _check_schedule(schedule, int(epochs), len(loader))
+        hooks = _Hooks(callbacks, progress, val_data)
+        folder = _RunFolder(model, optimizer, rng, history, out_dir, config)
+        trainer = _Trainer(model, loss_fn, optimizer, loader, folder, schedule, hooks)
+        model.train()
+        trainer.run(start, int(epochs), val_data, eval_batch_size)
     return history
 
 
@@ -229,15 +234,19 @@ def _per_step(schedule):
 
 
 class _Hooks:
-    """The callbacks of a run, the LivePlot that ``progress="plot"`` adds in a notebook,
+    """The callbacks of a run, the live plot that ``progress="plot"`` adds in a notebook,
     and how progress is shown (``bar``, ``lines``, ``quiet``)."""
 
     def __init__(self, callbacks, progress, val_data):
         self.callbacks = list(callbacks)
-        if progress == "plot" and in_notebook():
-            self.callbacks.append(LivePlot())
+        plot = live_plot() if progress == "plot" and in_notebook() else None
+        if plot is not None:
+            self.callbacks.append(plot)
+        elif progress == "plot" and in_notebook():
+            print('fit: progress="plot" draws with minicnn.viz; import it first '
+                  '(from minicnn import viz). Printing a line per epoch instead.', flush=True)
         self.bar = progress in ("bar", True)
-        self.lines = progress == "lines" or (progress == "plot" and not in_notebook())
+        self.lines = progress == "lines" or (progress == "plot" and plot is None)
         self.quiet = progress is False
         needy = [c for c in self.callbacks if getattr(c, "needs_validation", False)]
         if needy and val_data is None:

@@ -1,6 +1,6 @@
 """Loss and accuracy curves of one or more runs.
 
-    minicnn-plot runs/a runs/b -o curves.png     # or: python -m minicnn.viz.curves ...
+    minicnn-plot runs/a runs/b -o curves.png     # the command is in minicnn.cli
 
 Left: the loss of every iteration, raw (faint) and smoothed with a bias-corrected
 exponential moving average (no lag from a start at zero or at the first value), with
@@ -8,19 +8,17 @@ dotted lines at epoch boundaries (named in the legend), on a log axis when the l
 more than a power of ten. Right: train
 (dashed) and validation (solid) accuracy per epoch. Runs are overlaid, labelled by their
 folder name; each run has its own colour, marker and line width (earlier runs wider), so
-two identical runs still show both lines.
+two identical runs still show both lines. :func:`plot_lr_find` draws a learning-rate
+range test (``minicnn.training.lr_find``).
 Figures are built with ``matplotlib.figure.Figure`` (the Agg renderer), never pyplot, so
 this works headless and keeps no global state.
 """
-import argparse
 import os
-import sys
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ..serialization import error_message
 from .png import save_png
 
 
@@ -79,42 +77,61 @@ def draw_histories(fig, histories, labels, smoothing=0.9, title=None):
     smoothed = []
     for i, (h, label) in enumerate(zip(histories, labels)):
         colour, style = f"C{i}", run_style(i, n)
-        steps = np.arange(1, len(h.iteration_loss) + 1)
-        if len(steps):
-            ax_loss.plot(steps, h.iteration_loss, color=colour, alpha=0.25, linewidth=0.8)
-            smooth = ema(h.iteration_loss, smoothing) if smoothing else h.iteration_loss
-            smoothed.append(smooth)
-            every = max(1, len(steps) // 8)
-            ax_loss.plot(steps, smooth, color=colour, label=label,
-                         markevery=(i * every // n, every), **style)
+        smoothed += _draw_loss(ax_loss, h, label, colour, style, smoothing, (i, n))
         if not shared or i == 0:
             line = _BOUNDARY if shared else dict(_BOUNDARY, color=colour)
             for boundary in bounds[i]:
                 ax_loss.axvline(boundary + 0.5, **line)
-        ax_acc.plot(h["epoch"], h["train_acc"], color=colour, linestyle="--",
-                    label=f"{label} train", **style)
-        if any(v is not None for v in h["val_acc"]):  # None: trained without validation
-            val = [np.nan if v is None else v for v in h["val_acc"]]
-            ax_acc.plot(h["epoch"], val, color=colour, label=f"{label} validation", **style)
-    log = spans_decades(smoothed)
-    if log:  # else everything after the first drop is squeezed into the bottom of the plot
-        ax_loss.set_yscale("log")
-    if any(bounds):
-        ax_loss.plot([], [], **_BOUNDARY,
-                     label="epoch boundary" if shared else "epoch boundary (run's colour)")
-    ax_loss.set_title("Training loss per iteration (faint: raw, bold: smoothed)",
-                      fontsize=11)
-    ax_loss.set(xlabel="iteration", ylabel="loss (log scale)" if log else "loss")
-    ax_acc.set_title("Accuracy per epoch (dashed: train, solid: validation)", fontsize=11)
-    ax_acc.set(xlabel="epoch", ylabel="accuracy")
-    ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-    last = max((max(h["epoch"]) for h in histories if len(h)), default=1)
-    ax_acc.set_xlim(0.7, last + 0.3)
+        _draw_accuracy(ax_acc, h, label, colour, style)
+    _finish_loss(ax_loss, smoothed, any(bounds), shared)
+    _finish_accuracy(ax_acc, histories)
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         if ax.has_data():
             ax.legend(fontsize=MIN_FONT)
     return ax_loss, ax_acc
+
+
+def _draw_loss(ax, h, label, colour, style, smoothing, run):
+    """One run's loss per iteration, raw (faint) and smoothed (bold, with markers offset
+    between runs); returns ``[smoothed]``, or ``[]`` for a run with no iterations."""
+    steps = np.arange(1, len(h.iteration_loss) + 1)
+    if not len(steps):
+        return []
+    ax.plot(steps, h.iteration_loss, color=colour, alpha=0.25, linewidth=0.8)
+    smooth = ema(h.iteration_loss, smoothing) if smoothing else h.iteration_loss
+    every, (i, n) = max(1, len(steps) // 8), run
+    ax.plot(steps, smooth, color=colour, label=label, markevery=(i * every // n, every),
+            **style)
+    return [smooth]
+
+
+def _draw_accuracy(ax, h, label, colour, style):
+    """One run's training (dashed) and validation (solid, unless trained without) accuracy."""
+    ax.plot(h["epoch"], h["train_acc"], color=colour, linestyle="--", label=f"{label} train",
+            **style)
+    if any(v is not None for v in h["val_acc"]):  # None: trained without validation
+        val = [np.nan if v is None else v for v in h["val_acc"]]
+        ax.plot(h["epoch"], val, color=colour, label=f"{label} validation", **style)
+
+
+def _finish_loss(ax, smoothed, any_bounds, shared):
+    log = spans_decades(smoothed)
+    if log:  # else everything after the first drop is squeezed into the bottom of the plot
+        ax.set_yscale("log")
+    if any_bounds:
+        ax.plot([], [], **_BOUNDARY,
+                label="epoch boundary" if shared else "epoch boundary (run's colour)")
+    ax.set_title("Training loss per iteration (faint: raw, bold: smoothed)", fontsize=11)
+    ax.set(xlabel="iteration", ylabel="loss (log scale)" if log else "loss")
+
+
+def _finish_accuracy(ax, histories):
+    ax.set_title("Accuracy per epoch (dashed: train, solid: validation)", fontsize=11)
+    ax.set(xlabel="epoch", ylabel="accuracy")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    last = max((max(h["epoch"]) for h in histories if len(h)), default=1)
+    ax.set_xlim(0.7, last + 0.3)
 
 
 def plot_histories(histories, labels=None, path=None, smoothing=0.9, figsize=(11, 4), dpi=100,
@@ -138,6 +155,44 @@ def plot_histories(histories, labels=None, path=None, smoothing=0.9, figsize=(11
     return fig
 
 
+def plot_lr_find(lrs, losses, suggestion, path=None, beta=0.98, figsize=(7, 4.5), dpi=100):
+    """The learning-rate range test's picture: the loss of each step against its rate (log
+    axis), raw (faint) and smoothed with :func:`ema` (bold, ``beta`` as the finder uses), the
+    suggested rate marked with a red dot on the smoothed curve and named in the legend.
+    Returns the Figure; writes a PNG given ``path``.
+
+    - lrs, losses: (T,) the rate and the loss of every step of the sweep
+    - suggestion: the rate to mark (one of ``lrs``, or the nearest in log scale is marked)
+
+    ``plot_lr_find(*minicnn.training.lr_find(...))`` draws a finder's result.
+    """
+    lrs, losses = np.asarray(lrs, dtype=np.float64), np.asarray(losses, dtype=np.float64)
+    if lrs.shape != losses.shape or lrs.ndim != 1 or lrs.size == 0 or (lrs <= 0).any():
+        raise ValueError(f"plot_lr_find: lrs and losses must be two 1-D arrays of one length "
+                         f"with positive rates, got shapes {lrs.shape} and {losses.shape}")
+    smoothed = ema(losses, beta)
+    index = int(np.argmin(np.abs(np.log(lrs) - np.log(suggestion))))
+    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(lrs, losses, color="C0", alpha=0.25, linewidth=0.8, label="loss")
+    ax.plot(lrs, smoothed, color="C0", linewidth=2, label="smoothed loss")
+    ax.plot([lrs[index]], [smoothed[index]], "o", color="red", markersize=8,
+            label=f"suggested rate {lrs[index]:.2g}")
+    ax.set_xscale("log")
+    finite = smoothed[np.isfinite(smoothed)]
+    if finite.size:  # else the divergence at the end squashes the descent into a line
+        low, first = float(finite.min()), float(finite[0])
+        span = first - low + 1e-12
+        ax.set_ylim(low - 0.1 * span, max(first, low) + 0.5 * span)
+    ax.set(xlabel="learning rate (log scale)", ylabel="training loss")
+    ax.set_title("Learning-rate range test: pick a rate on the steep descent", fontsize=11)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=MIN_FONT)
+    if path is not None:
+        save_png(fig, path, dpi)
+    return fig
+
+
 def plot_runs(run_dirs, path=None, **kwargs):
     """:func:`plot_histories` of the ``history.json`` in each run folder, labelled by folder name."""
     from ..training.history import History  # the command line's part; viz draws, not reads
@@ -145,25 +200,3 @@ def plot_runs(run_dirs, path=None, **kwargs):
     labels = [os.path.basename(os.path.normpath(d)) for d in run_dirs]
     return plot_histories(histories, labels, path=path, **kwargs)
 
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="minicnn-plot",
-                                     description="Plot the loss and accuracy curves of runs.")
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
-                        help="run folder(s) holding history.json")
-    parser.add_argument("-o", "--output", default="curves.png", help="PNG to write (default: %(default)s)")
-    parser.add_argument("--title", default=None, help="heading over the plots")
-    parser.add_argument("--smoothing", type=float, default=0.9,
-                        help="EMA factor for the loss, 0 to 1 (default: %(default)s)")
-    args = parser.parse_args(argv)
-    if not 0 <= args.smoothing < 1:
-        parser.error(f"--smoothing must be in [0, 1), got {args.smoothing}")
-    try:
-        plot_runs(args.run_dirs, path=args.output, smoothing=args.smoothing, title=args.title)
-    except (ValueError, OSError) as e:  # a broken history; a read-only or full disk
-        parser.exit(1, f"minicnn-plot: error: {error_message(e)}\n")
-    print(f"wrote {args.output}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """One page about a trained run: curves, confusion matrix, first layer, predictions.
 
-    minicnn-report RUN_DIR            # or: python -m minicnn.viz.report RUN_DIR; writes RUN_DIR/report.png
+    minicnn-report RUN_DIR            # writes RUN_DIR/report.png (the command is in minicnn.cli)
 
 ``write_report(run_dir)`` does the same from Python (``train.py`` calls it at the end of
 a run). The model is the run's ``best.npz``, evaluated on the run's test split, both
@@ -12,17 +12,16 @@ The page is laid out by matplotlib's constrained layout: every title, label and 
 lies inside the page, and no text is smaller than ``figures.MIN_FONT`` points at the
 saved size.
 """
-import argparse
+import copy
 import os
-import sys
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..serialization import error_message
+from ..training.build import build_data
 from ..training.checkpoint import BEST, CHECKPOINT
 from ..training.loop import predict
-from ..training.runs import build_data, load_run, missing_config_message
+from ..training.run_folder import load_run, missing_config_message
 from . import figures as viz
 from .curves import draw_histories
 from .png import save_png
@@ -105,7 +104,7 @@ def run_report(run_dir, *, model=None, test_data=None, classes=None, images=None
         raise ValueError(missing_config_message(run_dir) + (
             f" Draw its report from Python, passing them: minicnn.viz.write_report("
             f"{run_dir!r}, model=network, test_data=(x_test, y_test))." if fit_folder else ""))
-    model, config, history = load_run(run_dir, model=model)
+    model, config, history = load_run(run_dir, model=None if model is None else copy.deepcopy(model))
     if test_data is None:
         data = build_data(config)
         x_test, y_test = data.x_test, data.y_test
@@ -134,31 +133,3 @@ def write_report(run_dir, path=None, **inputs):
     save_png(page, path, viz.DPI)
     return path
 
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="minicnn-report",
-        description="Write a one-page report.png for a run folder written by train.py "
-                    "(minicnn-train). A folder written by fit(out_dir=...) has no "
-                    "config.json: draw its report from Python with "
-                    "minicnn.viz.write_report(folder, model=..., test_data=...).")
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by train.py")
-    parser.add_argument("-o", "--output", default=None,
-                        help="PNG to write (default: RUN_DIR/report.png)")
-    args = parser.parse_args(argv)
-    if not os.path.isdir(args.run_dir):
-        parser.exit(1, f"minicnn-report: error: {args.run_dir!r} is not a folder\n")
-    try:
-        path = write_report(args.run_dir, args.output)
-    except (ValueError, OSError) as e:  # a broken run folder; a read-only or full disk
-        hint = ""
-        if not os.path.exists(os.path.join(args.run_dir, "config.json")) and \
-                os.path.exists(os.path.join(args.run_dir, "history.json")):
-            hint = (f"\nIts loss and accuracy curves need only history.json: "
-                    f"minicnn-plot {args.run_dir} -o curves.png")
-        parser.exit(1, f"minicnn-report: error: {error_message(e)}{hint}\n")
-    print(f"wrote {path}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
