@@ -229,6 +229,13 @@ def test_repr():
 P = make_params()
 
 
+def int_param():
+    """A parameter whose data was replaced by integers after it was made."""
+    p = Parameter(np.zeros(3))
+    p.data = np.arange(3)
+    return p
+
+
 @pytest.mark.parametrize("make, error, message", [
     (lambda: SGD(P, lr=-0.1), ValueError, r"SGD: lr must be >= 0, got -0.1"),
     (lambda: SGD(P, lr=float("nan")), ValueError, r"SGD: lr must be >= 0, got nan"),
@@ -249,7 +256,8 @@ P = make_params()
     (lambda: SGD([], lr=0.1), ValueError, r"SGD: got an empty parameter list"),
     (lambda: Adam(P[0]), TypeError, r"Adam: params must be a list of Parameters, got a single Parameter"),
     (lambda: Adam([P[0].data]), TypeError, r"Adam: params\[0\] is a ndarray, not a Parameter"),
-    (lambda: Adam([Parameter(np.arange(3))]), TypeError, r"Adam: params\[0\] has dtype int64, expected floats"),
+    (lambda: Adam([int_param()]), TypeError, r"Adam: params\[0\] has dtype int64, expected floats"),
+    (lambda: Parameter(np.arange(3)), TypeError, r"Parameter: data must hold floats .* got an array of int64"),
     (lambda: Adam([P[0], P[1], P[0]]), ValueError, r"Adam: a Parameter appears more than once"),
 ])
 def test_bad_arguments_raise(make, error, message):

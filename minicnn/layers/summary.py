@@ -1,12 +1,13 @@
-"""Watching the layers of a forward pass: ``model.summary(...)`` and ``viz.layer_output``.
+"""Watching the layers of a forward pass: :func:`summary` and ``viz.layer_output``.
 
 While a :class:`CallRecorder` is active, every ``layer(x)`` call inside the model is noted
 with its input shape and output, in the order the calls start, so the rows of a summary
-come out parents first, as in ``named_modules()``.
+come out parents first, as in ``named_modules()``. The model is only used through its
+methods, so this module sits below :mod:`.base` (``Layer.summary`` calls it).
 """
 import numpy as np
 
-from .base import Layer, preserved_state
+from .calls import Watchers, preserved_state
 
 
 class CallRecorder:
@@ -24,11 +25,11 @@ class CallRecorder:
         call[2] = out
 
     def __enter__(self):
-        self.previous, Layer._recorder = Layer._recorder, self
+        self.previous, Watchers.active = Watchers.active, self
         return self
 
     def __exit__(self, *exc):
-        Layer._recorder = self.previous
+        Watchers.active = self.previous
         return False
 
 
@@ -55,10 +56,22 @@ def run_recorded(model, x):
     return recorder.calls, error
 
 
-def print_summary(model, input_shape):
+def _sample_shape(input_shape):
+    """``input_shape`` as a tuple of Python ints, or a one-line TypeError."""
+    ok = isinstance(input_shape, (tuple, list)) and all(
+        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in input_shape)
+    if not ok:
+        raise TypeError(f"summary: input_shape must be one sample's shape, a tuple of positive "
+                        f"ints such as (3, 32, 32), got {input_shape!r}")
+    return tuple(int(s) for s in input_shape)
+
+
+def summary(model, input_shape):
     """Print one row per sub-layer call (indented by depth): output shape and parameter
-    count; then the total. A failing layer: the rows so far, then a ValueError naming it."""
-    x = np.zeros((1,) + tuple(input_shape), dtype=model.dtype or np.float32)
+    count, for one input of ``input_shape`` (one sample's shape, e.g. (3, 32, 32)); then
+    the total. If a layer fails, the rows computed so far are printed, then a ValueError
+    names the layer and the shape it got. Modes and pending caches are left as they were."""
+    x = np.zeros((1,) + _sample_shape(input_shape), dtype=model.dtype or np.float32)
     calls, error = run_recorded(model, x)
     info = _tree(model)
     rows, failed = [], None
@@ -88,3 +101,6 @@ def print_summary(model, input_shape):
         print(f"... stopped: {where}")
         raise ValueError(f"summary: {where}: {error}") from error
     print("\n".join([line, f"Total parameters: {total:,}"]))
+
+
+print_summary = summary  # the name before summary() became a function of its own

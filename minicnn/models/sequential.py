@@ -55,9 +55,9 @@ class Sequential(Layer):
 
         Every layer is checked to hold the cache of a forward before any gradient changes.
         Returns dL/dx; with ``input_grad=False`` the first layer may skip it (returns None).
+        An empty Sequential is the identity: it returns ``dout``.
         """
-        self.check_ready()
-        dout = self.check_dout(dout)
+        _, dout = self.take_cache(dout)
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
             if i == 0 and not input_grad and layer.can_skip_input_grad:

@@ -33,6 +33,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -177,6 +178,11 @@ def fit(model: Layer, loss_fn: Loss, optimizer: Optimizer,
     if progress not in PROGRESS:
         raise ValueError(f"progress must be one of {PROGRESS}, got {progress!r}")
     bar_on, lines_on = progress in ("bar", True), progress == "lines"
+    owned = {id(p) for p in model.parameters()}
+    if owned and not any(id(p) in owned for p in getattr(optimizer, "params", ())):
+        warnings.warn("fit: the optimizer holds none of the model's parameters, so training "
+                      "changes nothing; build it with optimizer(model.parameters(), ...)",
+                      stacklevel=2)
     if not check_normalized(x_train, "fit: the training inputs (train_data[0])", stacklevel=2):
         check_normalized(x_val, "fit: the validation inputs (val_data[0])", stacklevel=2)
     rng = np.random.default_rng(seed)
