@@ -45,6 +45,14 @@ def _check_entries(sd, expected, exact=False):
         raise ValueError("; ".join(problems))
 
 
+def _read_only(a):
+    """A read-only view of ``a``: ``update`` computes from the gradient and must not change
+    it (``dw = dw + wd * w``, never ``dw += wd * w``, which would raise here)."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 class Optimizer:
     """Base of every optimizer.
 
@@ -84,7 +92,7 @@ class Optimizer:
         self.step_count += 1
         for p, s in zip(self.params, self._buffers()):
             if p.grad is not None:
-                self.update(p.data, p.grad, s)
+                self.update(p.data, _read_only(p.grad), s)
 
     def update(self, w: np.ndarray, dw: np.ndarray, s: dict[str, np.ndarray]) -> None:
         raise NotImplementedError(f"{self._name} does not define update")

@@ -286,12 +286,15 @@ class Layer:
         """Keep ``value`` (an array, or None) as attribute ``name``, saved in the state dict
         but not trained (e.g. batch-norm's running statistics); a None buffer is skipped by
         the state dict, as in PyTorch. Reassigning the attribute keeps it registered."""
+        if not isinstance(name, str):
+            raise TypeError(f"{type(self).__name__}: buffer name must be a string, "
+                            f"got {type(name).__name__}")
         buffers = self.__dict__.setdefault("_buffer_names", [])
         taken = (name in _INTERNAL or hasattr(type(self), name)
                  or (name in self.__dict__ and name not in buffers))
-        if not isinstance(name, str) or not name.isidentifier() or taken:
-            why = "an attribute, method, parameter or sub-layer" if isinstance(name, str) \
-                and name.isidentifier() else "not a Python identifier"
+        if not name.isidentifier() or taken:
+            why = "an attribute, method, parameter or sub-layer" if name.isidentifier() \
+                else "not a Python identifier"
             raise BufferNameError(f"{type(self).__name__}: invalid buffer name {name!r}: it is "
                                   f"{why}; choose another name")
         if name not in buffers:

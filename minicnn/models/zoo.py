@@ -102,6 +102,10 @@ def resnet_small(num_classes=10, in_channels=3, seed=None, dtype=np.float32,
     rng = as_generator(seed)
     if isinstance(blocks, bool) or not isinstance(blocks, (int, np.integer)) or blocks < 1:
         raise ValueError(f"resnet_small: blocks must be a positive int, got {blocks!r}")
+    if not isinstance(widths, (tuple, list)) or not widths or any(
+            isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1 for w in widths):
+        raise ValueError(f"resnet_small: widths must be a non-empty tuple of positive ints, "
+                         f"got {widths!r}")
     layers = [Conv2D(in_channels, widths[0], 3, padding=1, bias=False, seed=rng, dtype=dtype),
               BatchNorm2D(widths[0], dtype=dtype), ReLU()]
     c_in = widths[0]
