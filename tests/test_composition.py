@@ -231,3 +231,30 @@ def test_unchanged_or_copied_arrays_pass():
     x2 = x.copy()
     x2 *= 3  # another array: fine
     model.backward(np.ones_like(out))
+
+
+@pytest.mark.parametrize("change", [
+    lambda a: a.__setitem__((0, 0), np.nextafter(a[0, 0], np.inf)),  # one ulp of one element
+    lambda a: a.__setitem__((slice(None), slice(0, 2)), a[:, [1, 0]]),  # a swap
+    lambda a: a.__imul__(2),
+    lambda a: a.__setitem__((1, 2), a[1, 2] + 1),
+])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "odd float16"])
+def test_the_checksum_sees_small_changes_swaps_and_any_layout(change, layout):
+    from minicnn.layers.calls import checksum
+    a = rng.standard_normal((3, 5)) + 2
+    a = {"contiguous": a, "transposed": np.asfortranarray(a),
+         "odd float16": a.astype(np.float16)}[layout]
+    before = checksum(a)
+    assert checksum(a.copy()) == before
+    change(a)
+    assert checksum(a) != before
+
+
+def test_a_transposed_input_changed_in_place_is_an_error():
+    model = Sequential(Linear(5, 3, seed=0))
+    x = np.asfortranarray(rng.standard_normal((4, 5)).astype(np.float32))
+    out = model(x)
+    x[0, 0] += 1
+    with pytest.raises(RuntimeError, match="the input that backward reads was modified"):
+        model.backward(np.ones_like(out))

@@ -37,7 +37,7 @@ from .checks import float_dtype
 from .state import check_state, names_of, read, state_entries, walk_members, write
 from .summary import print_summary
 
-_INTERNAL = {"_calls", "_buffer_names", "training"}
+_INTERNAL = {"_calls", "_buffer_names", "_start", "training"}
 
 
 def short(p):
@@ -68,11 +68,17 @@ class BufferNameError(KeyError, ValueError):
 
 def _tracked(forward):
     """``forward`` run as a pass of its own when no other forward is running (see
-    :mod:`.calls`): ``layer(x)`` and ``layer.forward(x)`` behave the same."""
+    :mod:`.calls`): ``layer(x)`` and ``layer.forward(x)`` behave the same. Each call notes
+    where its sub-layers' records begin in the pass (``_start``)."""
     @functools.wraps(forward)
     def tracked(self, x, *args, **kwargs):
-        if C.current_pass() is not None or not is_grad_enabled():
+        pass_ = C.current_pass()
+        if pass_ is not None:
+            self.__dict__["_start"] = len(pass_.records)
             return forward(self, x, *args, **kwargs)
+        if not is_grad_enabled():
+            return forward(self, x, *args, **kwargs)
+        self.__dict__["_start"] = 0
         return C.run_pass(forward, self, x, args, kwargs)
     tracked.tracked = True
     return tracked
@@ -140,11 +146,12 @@ class Layer:
         if value is None or not is_grad_enabled():
             self._stack().clear()
             return
-        C.push(self._stack(), C.Record(value, self._pass(), open_=True))
+        C.push(self._stack(), C.Record(self, value, self._pass(), open_=True))
 
     def record_output(self, out: np.ndarray) -> np.ndarray:
         """Return ``out``, noting its shape and dtype (backward's dout must match) and, for a
-        layer with sub-layers, the record each holds now (checked when backward starts)."""
+        layer with sub-layers, the last record each of them pushed during this call (they
+        must still be on top of their stacks when backward starts)."""
         calls = self._stack()
         if not is_grad_enabled():
             calls.clear()
@@ -152,13 +159,10 @@ class Layer:
         top = calls[-1] if calls else None
         pass_ = self._pass()
         if top is None or not top.open or top.pass_ is not pass_:
-            top = C.Record(None, pass_, open_=False)
+            top = C.Record(self, None, pass_, open_=False)
             C.push(calls, top)
         top.open, top.spec = False, (out.shape, out.dtype)
-        inside = list(self.modules())[1:]
-        if inside:
-            top.inside = [(m, m.__dict__["_calls"][-1] if m.__dict__.get("_calls") else None)
-                          for m in inside]
+        top.inside = C.inside(pass_, self.__dict__.get("_start", 0), self) or None
         return out
 
     def check_ready(self) -> None:
@@ -168,14 +172,15 @@ class Layer:
         if not calls:
             self._not_ready(None)
         top = calls[-1]
-        problems = [(self, top)] + list(top.inside or ())
-        for m, record in problems:
-            held = m.__dict__.get("_calls")
-            if record is None or not held or held[-1] is not record:
-                self._not_ready(m, ran_since=record is not None and bool(held))
-        for m, record in problems:
+        records = [top] + list(top.inside or ())
+        for record in records:
+            held = record.owner.__dict__.get("_calls")
+            if not held or held[-1] is not record:
+                self._not_ready(record.owner, ran_since=bool(held))
+        for record in records:
             what = C.changed(record)
             if what is not None:
+                m = record.owner
                 where = f"its layer {names_of(self)[id(m)]}: {m._describe()}, " if m is not self else ""
                 raise RuntimeError(
                     f"{self._describe()}: {where}the {what} that backward reads was modified "
