@@ -1,7 +1,10 @@
 """A residual network in a few lines, trained briefly with ``fit``, saved and reloaded.
 
-Run: python examples/residual_block.py   (about 10 seconds on two cores)
+Run: python examples/residual_block.py   (a few seconds; it writes nothing to the current folder)
 """
+
+import tempfile
+from pathlib import Path
 
 from minicnn.data import SYNTHETIC_CLASSES, fit_normalizer, normalize, synthetic_cifar
 from minicnn.layers import BatchNorm2D, Conv2D, ReLU, Residual
@@ -34,7 +37,9 @@ history = fit(model, loss_fn, Adam(model.parameters(), lr=3e-3), (x_train, y_tra
 for epoch, acc in zip(history["epoch"], history["val_acc"]):
     print(f"epoch {epoch}: validation accuracy {acc:.1%}")
 
-model.save("resnet_small.npz")  # nested keys: "3.body.0.weight", ...
-again = resnet_small(num_classes=10, widths=(8, 16, 32), blocks=1).load("resnet_small.npz")
+with tempfile.TemporaryDirectory() as folder:  # the example leaves no file behind
+    path = Path(folder) / "resnet_small.npz"
+    model.save(path)  # nested keys: "3.body.0.weight", ...
+    again = resnet_small(num_classes=10, widths=(8, 16, 32), blocks=1).load(path)
 print(f"reloaded: validation accuracy {evaluate(again, loss_fn, x_val, y_val)[1]:.1%} "
       f"(chance is {1 / len(SYNTHETIC_CLASSES):.0%})")

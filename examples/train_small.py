@@ -1,6 +1,6 @@
 """Compose a small conv net and train it on a subset of the synthetic CIFAR-style data.
 
-Run: python examples/train_small.py   (about 10 seconds on two cores)
+Run: python examples/train_small.py   (a few seconds)
 """
 import numpy as np
 

@@ -6,9 +6,10 @@ front can set BLAS options before numpy is imported.
 import importlib
 
 __version__ = "0.2.0"
-__all__ = ["Parameter", "gradcheck", "no_grad", "__version__"]
+__all__ = ["Parameter", "get_num_threads", "gradcheck", "no_grad", "set_num_threads", "__version__"]
 
-_LAZY = {"Parameter": ".parameter", "gradcheck": ".gradient_check", "no_grad": ".grad_mode"}
+_LAZY = {"Parameter": ".parameter", "gradcheck": ".gradient_check", "no_grad": ".grad_mode",
+         "get_num_threads": ".parallel", "set_num_threads": ".parallel"}
 
 
 def __getattr__(name):

@@ -42,8 +42,25 @@ class SoftmaxCrossEntropy(Loss):
 
     - scores: (N, C) floating-point class scores (logits).
     - y: (N,) integer labels in [0, C).
+    - label_smoothing: eps in [0, 1]; the target becomes (1 - eps) on the true class plus
+      eps / C on every class (PyTorch's ``label_smoothing``), so the network is not pushed
+      to ever larger scores for the true class. The loss then never reaches 0: its
+      minimum is the entropy of that target.
     Returns the loss as a Python float; ``backward()`` returns dL/dscores, shape (N, C).
     """
+
+    def __init__(self, label_smoothing=0.0):
+        super().__init__()
+        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
+                or not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"SoftmaxCrossEntropy: label_smoothing must be a number between "
+                             f"0.0 and 1.0, got {label_smoothing!r}")
+        self.label_smoothing = float(label_smoothing)
+
+    def __repr__(self):
+        if self.label_smoothing:
+            return f"SoftmaxCrossEntropy(label_smoothing={self.label_smoothing})"
+        return "SoftmaxCrossEntropy()"
 
     def forward(self, scores, y):
         self.grad = None
@@ -63,7 +80,7 @@ class SoftmaxCrossEntropy(Loss):
             i = bad[0]
             raise ValueError(f"SoftmaxCrossEntropy: label {y[i]} at index {i} is out of range "
                              f"[0, {C}) for scores of shape {scores.shape}")
-        loss, self.grad = F.softmax_cross_entropy(scores, y)
+        loss, self.grad = F.softmax_cross_entropy(scores, y, self.label_smoothing)
         return loss
 
 

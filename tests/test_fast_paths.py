@@ -6,8 +6,7 @@ Fast paths under test:
 - conv: im2col / col2im one band of output rows at a time (``BAND_BYTES``), padding
   never materialised, the batch axis last in memory; the backward's gather route (dx as
   a convolution of dout, dw from the same columns) against the scatter route;
-- the pool of recycled arrays (``functional.buffers``): an array anyone holds is never
-  handed out again;
+- outputs a caller keeps are never overwritten by later steps;
 - pooling backward: the first sh x sw kernel offsets written instead of added
   (``_spread(write_first=True)``), which for non-overlapping pooling adds nothing;
 - every kernel on inputs of any memory layout (C-contiguous, a conv's (C, H, W, N)
@@ -120,7 +119,7 @@ def test_im2col_col2im_are_adjoint():
     assert lhs == pytest.approx(rhs, rel=1e-12)
 
 
-def test_conv_layer_reuses_its_band_buffer_across_batch_sizes():
+def test_conv_layer_across_batch_sizes():
     rng = np.random.default_rng(4)
     layer = Conv2D(2, 3, 3, padding=1, seed=0, dtype=np.float64)
     w, b = layer.weight.data, layer.bias.data
@@ -199,28 +198,7 @@ def test_conv_routes_as_measured():
     assert not conv_mod.dx_by_gather((3, 3), (1, 1), (1, 1), (32, 32), input_grad=False)
 
 
-# -- the pool of recycled arrays -----------------------------------------------------------
-def test_buffers_never_hand_out_an_array_someone_holds():
-    from minicnn.functional import buffers
-    n = buffers.MIN_BYTES // 8 + 4
-    same = np.shares_memory
-    a = buffers.empty((n,), np.float64)
-    b = buffers.empty((n,), np.float64)
-    assert not same(a, b)
-    view = a[::2]
-    del a
-    c = buffers.empty((n,), np.float64)  # a is referenced by its view: not free
-    assert not same(c, view) and not same(c, b)
-    del view
-    held = buffers.pooled_bytes()
-    d = buffers.empty((2, n // 2), np.float64)  # a is free again; any shape of its size
-    assert not same(d, b) and not same(d, c) and d.shape == (2, n // 2)
-    assert buffers.pooled_bytes() == held  # reused, not allocated
-    e = buffers.empty((n + 2,), np.float64)  # another size: never a pooled array of n
-    assert not any(same(e, o) for o in (b, c, d))
-    assert not same(buffers.empty((3,), np.float64), buffers.empty((3,), np.float64))
-
-
+# -- fresh arrays ------------------------------------------------------------------------
 def test_outputs_a_caller_keeps_survive_later_steps():
     """A layer's output that the caller holds is never overwritten by a later forward."""
     rng = np.random.default_rng(14)
@@ -235,17 +213,6 @@ def test_outputs_a_caller_keeps_survive_later_steps():
         conv.backward(relu.backward(pool.backward(np.ones_like(y))))
     for a, k in zip(first, kept):
         np.testing.assert_array_equal(a, k)
-
-
-def test_pool_is_off_when_switched_off_and_under_no_grad():
-    from minicnn import no_grad
-    from minicnn.functional import buffers
-    before = buffers.pooled_bytes()
-    with buffers.enabled(False):
-        buffers.empty((buffers.MIN_BYTES,), np.uint8)
-    with no_grad():  # inference leaves nothing behind
-        buffers.empty((buffers.MIN_BYTES,), np.uint8)
-    assert buffers.pooled_bytes() == before
 
 
 # -- max pooling -----------------------------------------------------------------------

@@ -89,10 +89,15 @@ def test_conv_reference_equals_fast(n, c, f, h, w, kh, kw, sh, sw, ph, pw, bias,
     assert (dx is None) == (not input_grad) and dw.shape == wt.shape and db.shape == (f,)
 
 
-def test_conv_reference_passes_the_band_buffer_through():
-    buf = np.empty(10)
-    _, cache = R.conv2d_forward(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)), None, cols=buf)
-    assert cache.cols is buf and isinstance(cache, caches.ConvCache)
+def test_conv_cache_holds_what_backward_needs_and_nothing_else():
+    """No workspace rides in the cache or the signature: x, w, stride, padding."""
+    x, w = np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2))
+    for kernels in (F, R):
+        _, cache = kernels.conv2d_forward(x, w, None)
+        assert isinstance(cache, caches.ConvCache)
+        assert cache._fields == ("x", "w", "stride", "padding")
+        with pytest.raises(TypeError):
+            kernels.conv2d_forward(x, w, None, (1, 1), (0, 0), None)
 
 
 # -- max pooling -----------------------------------------------------------------------

@@ -1,5 +1,18 @@
-"""Data: CIFAR-10, Fashion-MNIST and MNIST loading, a synthetic stand-in, preprocessing and
-batching."""
+"""Data: CIFAR-10, Fashion-MNIST and MNIST loading, a synthetic stand-in, preprocessing,
+augmentation and batching."""
+from minicnn.data.augment import (
+                                AUGMENTATIONS,
+                                Compose,
+                                augment_crop,
+                                augment_crop_flip,
+                                build_augment,
+                                erasing_boxes,
+                                parse_augment,
+                                random_crop,
+                                random_erasing,
+                                random_erasing_reference,
+                                random_flip,
+)
 from minicnn.data.cifar10 import CIFAR10_MD5, CIFAR10_URL, Cifar10, download_cifar10, load_cifar10
 from minicnn.data.idx import read_idx
 from minicnn.data.mnist import (
@@ -16,19 +29,18 @@ from minicnn.data.mnist import (
 from minicnn.data.preprocess import (
                                 DataLoader,
                                 UnnormalizedInputWarning,
-                                augment_crop_flip,
                                 check_normalized,
                                 fit_normalizer,
                                 normalize,
-                                random_crop,
-                                random_flip,
                                 train_val_split,
 )
 from minicnn.data.synthetic import SYNTHETIC_CLASSES, synthetic_cifar
 
-__all__ = ["CIFAR10_MD5", "CIFAR10_URL", "Cifar10", "DataLoader", "FASHION_MNIST", "MNIST",
-           "Mnist", "SYNTHETIC_CLASSES", "UnnormalizedInputWarning", "augment_crop_flip",
-           "check_normalized", "download_cifar10", "download_fashion_mnist", "download_mnist",
+__all__ = ["AUGMENTATIONS", "CIFAR10_MD5", "CIFAR10_URL", "Cifar10", "Compose", "DataLoader",
+           "FASHION_MNIST", "MNIST", "Mnist", "SYNTHETIC_CLASSES", "UnnormalizedInputWarning",
+           "augment_crop", "augment_crop_flip", "build_augment", "check_normalized",
+           "download_cifar10", "download_fashion_mnist", "download_mnist", "erasing_boxes",
            "find_fashion_mnist", "find_mnist", "fit_normalizer", "load_cifar10",
-           "load_fashion_mnist", "load_mnist", "normalize", "random_crop", "random_flip",
-           "read_idx", "synthetic_cifar", "train_val_split"]
+           "load_fashion_mnist", "load_mnist", "normalize", "parse_augment", "random_crop",
+           "random_erasing", "random_erasing_reference", "random_flip", "read_idx",
+           "synthetic_cifar", "train_val_split"]

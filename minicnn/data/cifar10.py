@@ -1,19 +1,19 @@
 """CIFAR-10 (python version): a safe reader and a verified, atomic downloader.
 
 Pickle safety. The batch files are pickles, and unpickling runs whatever code the file
-names. So every batch is read with :class:`_SafeUnpickler`, which refuses every global
-except the few numpy needs to rebuild a plain array. That makes a hand-placed folder as
-safe to read as a downloaded one. A download additionally writes a manifest
+names. So every batch is read with :func:`minicnn.data.safe_pickle.safe_load`, which refuses
+every global except the few numpy needs to rebuild a plain array, used as numpy uses them;
+a file larger than a batch is refused before it is unpickled, and the labels' structure is
+checked before they are converted. That makes a hand-placed folder as safe to read as a
+downloaded one. A download additionally writes a manifest
 (``cifar-10-batches-py/.minicnn-verified``: the archive MD5 and each file's SHA-256);
 when the manifest is present, each file is checked against it before it is read, which
 catches files that were corrupted or swapped after the download.
 """
 from __future__ import annotations
 
-import codecs
 import json
 import os
-import pickle
 import tarfile
 import tempfile
 import zlib
@@ -21,11 +21,15 @@ from typing import List, NamedTuple
 
 import numpy as np
 
-from minicnn.data.download import fetch, file_digest
+from minicnn.data.download import fetch, file_digest, gzip_limit
+from minicnn.data.paths import check_not_broken, check_readable, data_root
+from minicnn.data.paths import default_root as default_root  # its old home: still importable
+from minicnn.data.safe_pickle import safe_load
 from minicnn.serialization import atomic_path
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+CIFAR10_BYTES = 170_498_071  # the published archive's size
 FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_FILE = "test_batch"
@@ -33,6 +37,9 @@ META_FILE = "batches.meta"
 ALL_FILES = TRAIN_FILES + [TEST_FILE, META_FILE]
 MANIFEST = ".minicnn-verified"
 NUM_CLASSES = 10
+#: The largest batch file read: a real one holds 10,000 images (30,720,000 bytes) and about
+#: 0.3 MB of labels and names; a bigger file is refused before it is unpickled.
+MAX_BATCH_BYTES = 32 << 20
 
 
 class UnsafeArchiveError(ValueError):
@@ -49,11 +56,6 @@ class Cifar10(NamedTuple):
     classes: List[str]
 
 
-def default_root():
-    """``$MINICNN_DATA`` if set, else ``./data``."""
-    return os.environ.get("MINICNN_DATA") or "data"
-
-
 def load_cifar10(root: str | os.PathLike | None = None, download: bool = False,
                  url: str | None = None, md5: str | None = None) -> Cifar10:
     """Load CIFAR-10 from ``<root>/cifar-10-batches-py`` as a :class:`Cifar10`.
@@ -66,7 +68,7 @@ def load_cifar10(root: str | os.PathLike | None = None, download: bool = False,
     Raises ``FileNotFoundError`` when files are missing and ``ValueError`` when a file is
     corrupt, fails its checksum, or holds data of the wrong shape, dtype or range.
     """
-    root = os.fspath(root if root is not None else default_root())
+    root = data_root(root)
     folder = os.path.join(root, FOLDER)
     if download and not os.path.isdir(folder):
         download_cifar10(root, url=url, md5=md5)
@@ -88,17 +90,13 @@ def download_cifar10(root=None, url=None, md5=None):
     wrong MD5, truncated or malformed archive) the temporary files are removed, nothing
     new is left in ``root``, and the error says what to do.
     """
-    root = os.fspath(root if root is not None else default_root())
+    root = data_root(root)
     url, md5 = url or CIFAR10_URL, md5 or CIFAR10_MD5
     folder = os.path.join(root, FOLDER)
-    check_not_broken(root, "data folder")
     check_not_broken(folder, "CIFAR-10 folder")
     if os.path.exists(folder):
         raise FileExistsError(f"{folder} already exists; delete it and download again, "
                               f"or complete it by hand")
-    if os.path.exists(root) and not os.path.isdir(root):
-        raise NotADirectoryError(f"data folder {root} is a file, not a folder; choose "
-                                 f"another --data-dir (or $MINICNN_DATA)")
     os.makedirs(root, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".cifar-10-download-", dir=root) as tmp:
         archive = os.path.join(tmp, "cifar-10-python.tar.gz")
@@ -120,7 +118,9 @@ def _fetch(url, path, md5, root):
     """Stream ``url`` into ``path``; check length and MD5 (see :func:`.download.fetch`)."""
     advice = (f"check your connection and retry, or download {url} yourself and "
               f"extract it into {root} so that {os.path.join(root, FOLDER)} exists")
-    fetch(url, path, md5, advice, desc="CIFAR-10")
+    fetch(url, path, md5, advice, desc="CIFAR-10",
+          size=CIFAR10_BYTES if md5 == CIFAR10_MD5 else None,
+          limit=gzip_limit(len(ALL_FILES) * MAX_BATCH_BYTES + (1 << 20)))
 
 
 def _extract(archive, dest, source=None):
@@ -182,19 +182,12 @@ def _read_manifest(folder):
                          f"and download again") from None
 
 
-def check_not_broken(path, what):
-    """Raise FileNotFoundError if ``path`` is a symbolic link to nothing."""
-    if os.path.islink(path) and not os.path.exists(path):
-        raise FileNotFoundError(f"{what} {path} is a broken symbolic link (to "
-                                f"{os.readlink(path)!r}, which does not exist); fix the link "
-                                f"or remove it")
-
-
 def _check_present(folder, root):
     advice = (f"run with download=True (e.g. python train.py --dataset cifar10 --download) or put "
               f"{FOLDER} in {os.path.abspath(root)}")
-    check_not_broken(root, "data folder")
+    check_readable(root, "data folder")
     check_not_broken(folder, "CIFAR-10 folder")
+    check_readable(folder, "CIFAR-10 folder")
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise NotADirectoryError(f"CIFAR-10 folder {folder} is a file, not a folder; "
                                  f"delete it and {advice}")
@@ -207,38 +200,19 @@ def _check_present(folder, root):
                                     f"delete {folder} and {advice}")
 
 
-_RECONSTRUCT = np.ndarray.__reduce__(np.empty(0))[0]
-_FROMBUFFER = np.empty(1).__reduce_ex__(5)[0]
-_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy.core.numeric", "_frombuffer"): _FROMBUFFER,
-    ("numpy._core.numeric", "_frombuffer"): _FROMBUFFER,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("_codecs", "encode"): codecs.encode,  # how protocol 2 stores bytes
-}
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    """Unpickler that builds only plain containers, numbers, strings and numpy arrays."""
-
-    def find_class(self, module, name):
-        try:
-            return _ALLOWED[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(f"refusing to load global {module}.{name}") from None
-
-
 def _unpickle(path, expected_sha256):
     """Read a CIFAR pickle as a dict with str keys, checking its SHA-256 when one is known."""
     folder = os.path.dirname(path)
+    size = os.path.getsize(path)
+    if size > MAX_BATCH_BYTES:
+        raise ValueError(f"{path} is {size} bytes, more than a CIFAR-10 batch file takes "
+                         f"({MAX_BATCH_BYTES}); it is not one: delete {folder} and download again")
     if expected_sha256 is not None and file_digest(path) != expected_sha256:
         raise ValueError(f"{path} does not match the checksum recorded when it was downloaded; "
                          f"delete {folder} and download again")
     try:
         with open(path, "rb") as f:
-            obj = _SafeUnpickler(f, encoding="bytes").load()
+            obj = safe_load(f)
     except Exception as e:  # a corrupt pickle can raise almost anything
         raise ValueError(f"{path} is not a readable CIFAR-10 batch ({type(e).__name__}: {e}); "
                          f"delete {folder} and download again") from None
@@ -265,17 +239,26 @@ def _check_data(data, path):
 
 
 def _check_labels(labels, n, path):
-    try:
-        labels = np.asarray(labels)
-    except ValueError:  # ragged nested lists
-        labels = np.asarray(None)
-    if labels.shape != (n,) or (n and labels.dtype.kind not in "iu"):
-        raise ValueError(f"{path}: 'labels' must be {n} integers, "
-                         f"got {labels.dtype} {labels.shape}")
-    if n and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
-        raise ValueError(f"{path}: labels must lie in 0..{NUM_CLASSES - 1}, "
-                         f"found {labels.min()}..{labels.max()}")
-    return labels.astype(np.int64)
+    """``labels`` as int64 ``(n,)``. Only a flat list of ints or a 1-D integer array is
+    taken, checked before anything is converted: a nested list (which may share itself and
+    so stand for far more items than the file holds) is refused as it is."""
+    if isinstance(labels, np.ndarray):
+        fits = labels.ndim == 1 and (labels.dtype.kind in "iu" or labels.size == 0)
+        got = f"{labels.dtype} {labels.shape}"
+    elif isinstance(labels, list):
+        odd = next((i for i, v in enumerate(labels) if type(v) is not int), None)
+        fits = odd is None
+        got = f"a list of {len(labels)}" + ("" if fits else f" whose item {odd} is a "
+                                                            f"{type(labels[odd]).__name__}")
+    else:
+        fits, got = False, type(labels).__name__
+    if not fits or len(labels) != n:
+        raise ValueError(f"{path}: 'labels' must be {n} integers (a flat list or 1-D integer "
+                         f"array), got {got}")
+    low, high = (min(labels), max(labels)) if n else (0, 0)
+    if low < 0 or high >= NUM_CLASSES:
+        raise ValueError(f"{path}: labels must lie in 0..{NUM_CLASSES - 1}, found {low}..{high}")
+    return np.asarray(labels, dtype=np.int64)
 
 
 def _load_classes(folder, expected):

@@ -31,15 +31,16 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from minicnn.data.cifar10 import default_root
-from minicnn.data.download import fetch, file_digest
-from minicnn.data.idx import idx_bytes, idx_magic, idx_type_code, read_idx
+from minicnn.data.download import fetch, gzip_limit
+from minicnn.data.idx import idx_magic, idx_type_code, read_idx, read_idx_header
+from minicnn.data.paths import check_readable, data_root, default_root
 from minicnn.serialization import atomic_path
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 NUM_CLASSES = 10
 IMAGE_SIZE = 28
+SPLITS = {"train": 60_000, "t10k": 10_000}  # split -> images in it
 
 
 class Mnist(NamedTuple):
@@ -62,6 +63,7 @@ class IdxDataset(NamedTuple):
     classes: Tuple[str, ...]
     system_dir: Optional[str]  # where a system package installs the files
     package: Optional[str]     # that package's name
+    gz_bytes: Dict[str, int]   # FILES name -> published size of the .gz ({}: unknown)
 
 
 FASHION_MNIST = IdxDataset(
@@ -82,7 +84,9 @@ FASHION_MNIST = IdxDataset(
             "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"},
     classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
              "Sneaker", "Bag", "Ankle boot"),
-    system_dir="/usr/share/datasets/fashion-mnist", package="dataset-fashion-mnist")
+    system_dir="/usr/share/datasets/fashion-mnist", package="dataset-fashion-mnist",
+    gz_bytes={"train-images-idx3-ubyte": 26_421_880, "train-labels-idx1-ubyte": 29_515,
+              "t10k-images-idx3-ubyte": 4_422_102, "t10k-labels-idx1-ubyte": 5_148})
 
 MNIST = IdxDataset(
     name="MNIST", folder="mnist",
@@ -91,7 +95,9 @@ MNIST = IdxDataset(
          "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
          "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
          "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c"},
-    sha256={}, classes=tuple(str(d) for d in range(10)), system_dir=None, package=None)
+    sha256={}, classes=tuple(str(d) for d in range(10)), system_dir=None, package=None,
+    gz_bytes={"train-images-idx3-ubyte": 9_912_422, "train-labels-idx1-ubyte": 28_881,
+              "t10k-images-idx3-ubyte": 1_648_877, "t10k-labels-idx1-ubyte": 4_542})
 
 
 def load_fashion_mnist(root: str | os.PathLike | None = None, download: bool = False,
@@ -153,7 +159,7 @@ def find_mnist(root=None):
 
 def _folders(spec, root):
     """The folders looked in, in order, without repeats."""
-    bases = ([os.fspath(root)] if root is not None else []) + \
+    bases = ([data_root(root)] if root is not None else []) + \
         ([os.environ["MINICNN_DATA"]] if os.environ.get("MINICNN_DATA") else []) + ["data"]
     folders = [d for base in bases for d in (os.path.join(base, spec.folder), base)]
     folders += [spec.system_dir] if spec.system_dir else []
@@ -179,6 +185,7 @@ def _locate(spec, root):
     folder holding all four files; the dict is None if no folder does."""
     folders, partial = _folders(spec, root), {}
     for folder in folders:
+        check_readable(folder, f"{spec.name} folder")
         paths = {name: _file_in(folder, name) for name in FILES}
         missing = [name for name, path in paths.items() if path is None]
         if not missing:
@@ -205,48 +212,97 @@ def _not_found(spec, root, folders, partial):
 
 
 # -- loading and checking ------------------------------------------------------------
+#
+# Every file's header is read and checked first (kind, image size, count within the data
+# set's split, images and labels of a split agreeing), so that no byte of a body is inflated
+# before the size it will have is known to be right; then each body is read once, its
+# checksums computed as it streams.
 
 def _load(spec, root, download, base_url, md5, sha256):
+    md5, sha256 = _sums(spec, md5, "md5"), _sums(spec, sha256, "sha256")
     paths, folders, partial = _locate(spec, root)
     if paths is None and download:
         folder = _download(spec, root, base_url, md5)
         paths = {name: _file_in(folder, name) for name in FILES}
     if paths is None:
         raise _not_found(spec, root, folders, partial)
-    md5 = spec.md5 if md5 is None else md5
-    sha256 = spec.sha256 if sha256 is None else sha256
-    arrays = {name: _read_checked(spec, name, paths[name], md5, sha256) for name in FILES}
-    x_train, y_train = _pair(arrays, paths, "train")
-    x_test, y_test = _pair(arrays, paths, "t10k")
-    return Mnist(x_train, y_train, x_test, y_test, list(spec.classes))
+    headers = {name: _checked_header(spec, name, paths[name]) for name in FILES}
+    for split in SPLITS:
+        _check_pair(headers, paths, split)
+    arrays = {name: _read_checked(spec, name, paths[name], md5, sha256, headers[name])
+              for name in FILES}
+    x_train, y_train = arrays["train-images-idx3-ubyte"], arrays["train-labels-idx1-ubyte"]
+    x_test, y_test = arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"]
+    return Mnist(x_train[:, None], y_train.astype(np.int64), x_test[:, None],
+                 y_test.astype(np.int64), list(spec.classes))
 
 
-def _read_checked(spec, name, path, md5, sha256):
-    """Read one of the four files, check its kind and verify its checksum."""
-    array = read_idx(path)
+def _sums(spec, given, kind):
+    """The checksums to use (``kind`` "md5" or "sha256"): the recorded ones, or ``given``,
+    which may name fewer files (those are checked) but no other names."""
+    if given is None:
+        return getattr(spec, kind)
+    if not isinstance(given, dict):
+        raise TypeError(f"{kind}= must be a dict from file name to hex digest, got "
+                        f"{type(given).__name__}")
+    unknown = sorted(set(given) - set(FILES))
+    if unknown:
+        raise ValueError(f"{kind}= names {', '.join(map(repr, unknown))}, which is not one of "
+                         f"{spec.name}'s files; the names are {', '.join(FILES)} (no .gz)")
+    return given
+
+
+def _checked_header(spec, name, path):
+    """The header of one of the four files, checked: its kind and, for images, their size;
+    the count no more than the data set's split holds."""
+    header = read_idx_header(path)
     images = "images" in name
     magic = idx_magic(0x08, 3 if images else 1)
-    got = idx_magic(idx_type_code(array.dtype), array.ndim)
+    got = idx_magic(idx_type_code(header.dtype), len(header.shape))
     if got != magic:
         kind = "images: unsigned bytes in 3 dimensions" if images else \
             "labels: unsigned bytes in 1 dimension"
         raise ValueError(f"{path}: expected IDX magic number {magic} (0x{magic:08x}, "
-                         f"{kind}), got {got} (0x{got:08x}, {array.dtype} with "
-                         f"{array.ndim} dimension(s))")
-    if images and array.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+                         f"{kind}), got {got} (0x{got:08x}, {header.dtype} with "
+                         f"{len(header.shape)} dimension(s))")
+    if images and header.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
         raise ValueError(f"{path}: expected {IMAGE_SIZE}x{IMAGE_SIZE} images, got "
-                         f"{array.shape[1]}x{array.shape[2]}")
-    if not images and len(array) and array.max() >= NUM_CLASSES:
+                         f"{header.shape[1]}x{header.shape[2]}")
+    split = name.split("-")[0]
+    if header.shape[0] > SPLITS[split]:
+        raise ValueError(f"{path}: the header announces {header.shape[0]} "
+                         f"{'images' if images else 'labels'}, more than {spec.name}'s "
+                         f"{split} split holds ({SPLITS[split]}); the file is corrupt or not "
+                         f"{spec.name}: delete it and get it again")
+    return header
+
+
+def _check_pair(headers, paths, split):
+    images, labels = f"{split}-images-idx3-ubyte", f"{split}-labels-idx1-ubyte"
+    if headers[images].shape[0] != headers[labels].shape[0]:
+        raise ValueError(f"{paths[images]} holds {headers[images].shape[0]} images but "
+                         f"{paths[labels]} holds {headers[labels].shape[0]} labels; they "
+                         f"must match")
+
+
+def _read_checked(spec, name, path, md5, sha256, header=None):
+    """Read one of the four files (its header checked first, unless ``header`` is the
+    checked one), check its labels and verify its checksums (module docstring)."""
+    header = header or _checked_header(spec, name, path)
+    content = hashlib.sha256()
+    gz_md5 = hashlib.md5(usedforsecurity=False) if name in md5 and _is_gzip(path) else None
+    array = read_idx(path, max_bytes=header.nbytes, header=header, digest=content,
+                     file_digest=gz_md5)
+    if "labels" in name and len(array) and array.max() >= NUM_CLASSES:
         raise ValueError(f"{path}: labels must lie in 0..{NUM_CLASSES - 1}, found "
                          f"{int(array.max())}")
-    _verify(spec, name, path, array, md5, sha256)
+    _verify(spec, name, path, content.hexdigest(), gz_md5 and gz_md5.hexdigest(), md5, sha256)
     return array
 
 
-def _verify(spec, name, path, array, md5, sha256):
+def _verify(spec, name, path, content, gz_md5, md5, sha256):
     """Check the content's SHA-256 where one is recorded, else a .gz file's MD5 where one
     is published (module docstring); refuse another data set's file."""
-    content = hashlib.sha256(idx_bytes(array)).hexdigest()
     for other in (FASHION_MNIST, MNIST):
         if other.name != spec.name and content == other.sha256.get(name):
             raise ValueError(f"{path} is {other.name}'s {name}, not {spec.name}'s; "
@@ -257,10 +313,10 @@ def _verify(spec, name, path, array, md5, sha256):
             raise ValueError(f"{path}: the SHA-256 of its decompressed content is {content}, "
                              f"expected {sha256[name]} ({spec.name}'s {name}): the file is "
                              f"corrupt or not {spec.name}; {advice}")
-    elif _is_gzip(path) and name in md5 and file_digest(path, "md5") != md5[name]:
-        raise ValueError(f"{path}: MD5 {file_digest(path, 'md5')}, expected the published "
-                         f"{md5[name]} ({spec.name}'s {name}.gz): the file is corrupt or "
-                         f"not {spec.name}; {advice}")
+    elif gz_md5 is not None and gz_md5 != md5[name]:
+        raise ValueError(f"{path}: MD5 {gz_md5}, expected the published {md5[name]} "
+                         f"({spec.name}'s {name}.gz): the file is corrupt or not "
+                         f"{spec.name}; {advice}")
 
 
 def _is_gzip(path):
@@ -268,33 +324,31 @@ def _is_gzip(path):
         return f.read(2) == b"\x1f\x8b"
 
 
-def _pair(arrays, paths, split):
-    images, labels = arrays[f"{split}-images-idx3-ubyte"], arrays[f"{split}-labels-idx1-ubyte"]
-    if len(images) != len(labels):
-        raise ValueError(f"{paths[f'{split}-images-idx3-ubyte']} holds {len(images)} images "
-                         f"but {paths[f'{split}-labels-idx1-ubyte']} holds {len(labels)} "
-                         f"labels; they must match")
-    return images[:, None], labels.astype(np.int64)
-
-
 # -- download ------------------------------------------------------------------------
 
 def _download(spec, root, base_url, md5):
-    root = os.fspath(root if root is not None else default_root())
+    root = data_root(root)
     base_url = base_url or spec.base_url
-    md5 = spec.md5 if md5 is None else md5
+    md5 = _sums(spec, md5, "md5")
     folder = os.path.join(root, spec.folder)
     missing = [name for name in FILES if _file_in(folder, name) is None]
     if not missing:
         return folder
+    unchecked = [name for name in missing if name not in md5]
+    if unchecked:
+        raise ValueError(f"md5= has no checksum for {', '.join(unchecked)}, which must be "
+                         f"downloaded; give the MD5 of every file to download, or leave md5 "
+                         f"out to use the published ones")
     os.makedirs(root, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{spec.folder}-download-", dir=root) as tmp:
         for name in missing:
             url = base_url.rstrip("/") + "/" + name + ".gz"
             advice = (f"check your connection and retry, or put {name}.gz from {url} "
                       f"into {folder} yourself")
+            published = md5[name] == spec.md5[name]
             fetch(url, os.path.join(tmp, name + ".gz"), md5[name], advice,
-                  desc=f"{spec.name} {name}.gz")
+                  desc=f"{spec.name} {name}.gz", size=spec.gz_bytes[name] if published else None,
+                  limit=gzip_limit(_largest_file(name)))
         fetched = {name: os.path.join(tmp, name + ".gz") for name in missing}
         for name, path in fetched.items():
             _read_checked(spec, name, path, md5, {})  # complete, well-formed IDX
@@ -303,3 +357,9 @@ def _download(spec, root, base_url, md5):
             with atomic_path(os.path.join(folder, name + ".gz")) as final:
                 os.replace(path, final)
     return folder
+
+
+def _largest_file(name):
+    """Bytes of the largest well-formed file ``name`` (header and data, uncompressed)."""
+    count = SPLITS[name.split("-")[0]]
+    return 16 + count * IMAGE_SIZE ** 2 if "images" in name else 8 + count

@@ -1,4 +1,5 @@
-"""Normalisation, train/validation split, augmentation and a shuffling batch loader.
+"""Normalisation, train/validation split and a shuffling batch loader (the augmentations
+live in :mod:`minicnn.data.augment`).
 
 Images are ``(N, C, H, W)`` arrays throughout. Every random choice comes from a
 ``numpy.random.Generator`` (or a seed that makes one), so a run is reproducible.
@@ -6,13 +7,18 @@ Images are ``(N, C, H, W)`` arrays throughout. Every random choice comes from a
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Iterator, Union
+from typing import Iterator, Sequence
 
 import numpy as np
 from numpy.typing import DTypeLike
 
-#: What a ``seed``/``rng`` argument takes: an int, a SeedSequence, a Generator or None.
-Seed = Union[int, np.random.SeedSequence, np.random.Generator, None]
+from minicnn.data.augment import Augmentation, Seed, build_augment
+from minicnn.data.augment import as_images as _images
+
+# their old home: still importable from here
+from minicnn.data.augment import augment_crop_flip as augment_crop_flip
+from minicnn.data.augment import random_crop as random_crop
+from minicnn.data.augment import random_flip as random_flip
 
 #: Inputs whose overall |mean| or standard deviation exceed these look un-normalised.
 MAX_ABS_MEAN, MAX_STD = 5.0, 20.0
@@ -24,13 +30,6 @@ class UnnormalizedInputWarning(UserWarning):
 
     Silence it with ``warnings.simplefilter("ignore", UnnormalizedInputWarning)``.
     """
-
-
-def _images(x, name="x"):
-    x = np.asarray(x)
-    if x.ndim != 4:
-        raise ValueError(f"{name} must be images of shape (N, C, H, W), got shape {x.shape}")
-    return x
 
 
 def _same_length(x, y):
@@ -121,51 +120,21 @@ def train_val_split(x: np.ndarray, y: np.ndarray, val_fraction: float = 0.1,
     return x[train], y[train], x[val], y[val]
 
 
-def random_crop(x: np.ndarray, padding: int = 4, rng: Seed = None) -> np.ndarray:
-    """Zero-pad each image by ``padding`` pixels and cut it back to size at a random offset.
-
-    ``x`` ``(N, C, H, W)`` -> same shape and dtype; each image gets its own offset.
-    (Zero means zero in ``x``'s units: after normalisation that is the channel mean.)
-    """
-    x = _images(x)
-    if padding < 0:
-        raise ValueError(f"padding must be >= 0, got {padding}")
-    rng = np.random.default_rng(rng)
-    n, _, h, w = x.shape
-    padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (h, w), axis=(2, 3))
-    dy, dx = rng.integers(0, 2 * padding + 1, (2, n))
-    return windows[np.arange(n), :, dy, dx]  # (N, C, H, W): one window per image
-
-
-def random_flip(x: np.ndarray, rng: Seed = None) -> np.ndarray:
-    """Mirror each image left-right with probability 1/2: ``(N, C, H, W)`` -> same."""
-    x = _images(x)
-    flip = np.random.default_rng(rng).random(len(x)) < 0.5
-    out = x.copy()
-    out[flip] = x[flip, :, :, ::-1]
-    return out
-
-
-def augment_crop_flip(x: np.ndarray, rng: Seed) -> np.ndarray:
-    """Standard CIFAR augmentation: :func:`random_crop` (padding 4), then :func:`random_flip`."""
-    return random_flip(random_crop(x, 4, rng), rng)
-
-
 class DataLoader:
     """Iterate over ``(x_batch, y_batch)`` minibatches, one epoch per ``iter()``.
 
     ``x`` ``(N, ...)`` and ``y`` ``(N, ...)`` are indexed together. With ``shuffle`` each
     epoch visits the samples in a fresh random order; every sample appears exactly once
     per epoch (the last batch is smaller unless ``drop_last``). ``augment`` is ``False``,
-    ``True`` (:func:`augment_crop_flip`) or a function ``(x_batch, rng) -> x_batch``.
+    ``True`` (random crop and flip), a spec such as ``"crop,flip,erase"``
+    (:func:`~minicnn.data.augment.build_augment`) or a function ``(x_batch, rng) -> x_batch``.
     ``rng`` is a ``numpy.random.Generator`` or a seed; the same seed gives the same batches.
     An integer or far-from-normalised ``x`` gives one :class:`UnnormalizedInputWarning`
     when the loader is made (``check_inputs=False`` skips the check).
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = True,
-                 augment: bool | Callable[[np.ndarray, np.random.Generator], np.ndarray] = False,
+                 augment: bool | str | Sequence[str] | Augmentation = False,
                  drop_last: bool = False, rng: Seed = None, check_inputs: bool = True) -> None:
         _same_length(x, y)
         if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size <= 0:
@@ -173,7 +142,8 @@ class DataLoader:
         self.x, self.y = x, y
         self.batch_size = int(batch_size)
         self.shuffle, self.drop_last = shuffle, drop_last
-        self.augment = augment_crop_flip if augment is True else augment
+        self.augment = augment if callable(augment) else build_augment(
+            augment, what="DataLoader: augment")
         self.rng = np.random.default_rng(rng)
         if check_inputs:
             check_normalized(x, "DataLoader: the inputs x", stacklevel=2)

@@ -8,7 +8,7 @@ import contextlib
 import sys
 import threading
 
-from . import caches, reference
+from . import allocator, caches, reference
 from .activations import (
     dropout_backward,
     dropout_forward,
@@ -39,6 +39,8 @@ __all__ = ["FAST", "avg_pool2d_backward", "avg_pool2d_forward", "batchnorm_backw
            "max_pool2d_backward", "max_pool2d_forward", "mse", "pair", "pool_geometry",
            "pool_output_size", "reference",
            "relu_backward", "relu_forward", "softmax_cross_entropy", "use_reference", "window"]
+
+allocator.keep_freed_memory()
 
 #: The fast kernels, by name: what ``use_reference`` puts back when it ends.
 FAST = {name: globals()[name] for name in reference.__all__}

@@ -7,27 +7,31 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import buffers
+from .. import parallel
 from .caches import DropoutCache, LeakyReluCache, ReluCache
 
 
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, ReluCache]:
     """x: any shape -> out = max(x, 0), same shape; cache: :class:`ReluCache` (out).
 
-    One ``np.maximum`` into a pooled array (:mod:`.buffers`) laid out like x; loop
-    version: :func:`minicnn.functional.reference.relu_forward`.
+    One ``np.maximum`` into an array laid out like x, in chunks on minicnn's threads
+    (:mod:`minicnn.parallel`); loop version: :func:`minicnn.functional.reference.relu_forward`.
     """
-    out = np.maximum(x, 0, out=buffers.empty_like(x))
+    out = np.empty_like(x)
+    parallel.run(lambda s: np.maximum(x[s], 0, out=out[s]), parallel.outer_blocks(out))
     return out, ReluCache(out)
 
 
 def relu_backward(dout: np.ndarray, cache: ReluCache) -> np.ndarray:
     """dx = dout where the input was positive (out > 0), else 0; shape of dout.
 
-    One multiply by a boolean mask, into a pooled array laid out like dout; loop version:
-    :func:`minicnn.functional.reference.relu_backward`.
+    One multiply by a boolean mask, into an array laid out like dout, in chunks on
+    minicnn's threads; loop version: :func:`minicnn.functional.reference.relu_backward`.
     """
-    return np.multiply(dout, cache.out > 0, out=buffers.empty_like(dout))
+    dx = np.empty_like(dout)
+    parallel.run(lambda s: np.multiply(dout[s], cache.out[s] > 0, out=dx[s]),
+                 parallel.outer_blocks(dx))
+    return dx
 
 
 def leaky_relu_forward(x: np.ndarray, negative_slope: float = 0.01) -> tuple[np.ndarray, LeakyReluCache]:

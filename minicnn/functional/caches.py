@@ -18,7 +18,6 @@ class ConvCache(NamedTuple):
     w: np.ndarray          #: the filters, (F, C, kh, kw)
     stride: Pair           #: (sh, sw)
     padding: Pair          #: (ph, pw), zero padding
-    cols: Optional[np.ndarray]  #: the fast kernel's im2col band buffer, reused by later calls
 
 
 class MaxPoolCache(NamedTuple):

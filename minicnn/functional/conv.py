@@ -1,13 +1,15 @@
-"""2-D convolution as matrix products over an im2col buffer, one band of output rows at a time.
+"""2-D convolution as matrix products over im2col columns, one band of output rows at a time.
 
 The plain version, four loops and one ``np.sum`` per output, is
 :func:`minicnn.functional.reference.conv2d_forward`; this one computes the same numbers.
-Two ideas make it fast:
+Three ideas make it fast:
 
 - **im2col + GEMM.** Every window of the input becomes a column of a matrix, so the
   whole convolution is one matrix product with the (F, C*kh*kw) filter matrix, which
   BLAS runs at full speed. To bound memory the matrix is built for a band of output
-  rows at a time (at most ``BAND_BYTES``) in one buffer that the layer reuses.
+  rows at a time (about ``BAND_BYTES``).
+- **Bands on threads.** The bands are independent, so they run side by side on
+  minicnn's threads (:mod:`minicnn.parallel`), each product on a one-thread BLAS.
 - **Batch last.** Inside, images are (C, H, W, N) in memory; the arrays handed in and
   out are ordinary (N, C, H, W) arrays whose strides show that layout. Each slice that
   im2col moves is then a run of W' * N contiguous numbers, and the next conv or pooling
@@ -20,19 +22,18 @@ it measured faster, a gather (dL/dx is itself a convolution of dout, so im2col o
 one GEMM write every element of dx once); see :func:`conv2d_backward`.
 
 Padding is never materialised: im2col writes zeros where a window reads padding, and
-col2im drops what falls there. Outputs and gradients come from the pool of recycled
-arrays (:mod:`.buffers`). Measurements: docs/performance.md.
+col2im drops what falls there. Measurements: docs/performance.md.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import buffers
+from .. import parallel
 from .caches import ConvCache
 from .geometry import conv_output_size
 
 #: Largest im2col band, in bytes (a band holds at least one output row).
-BAND_BYTES = 8 << 20
+BAND_BYTES = 2 << 20
 
 
 def _inside(offset, stride, padding, size, lo, hi):
@@ -59,14 +60,13 @@ def _spans(kernel, stride, padding, in_hw, out_w, rows):
     return row_spans, col_spans
 
 
-def im2col(xc, kernel, stride, padding, out_hw, rows=None, out=None):
+def im2col(xc, kernel, stride, padding, out_hw, rows=None):
     """Gather the windows of the output rows ``rows`` = (b0, b1) (default: all) into columns.
 
     Inputs:
     - xc: (C, H, W, N) input, batch last
     - kernel, stride, padding: (kh, kw), (sh, sw), (ph, pw); zero padding
     - out_hw: (H', W') output size
-    - out: optional flat buffer to reuse, with at least as many elements as the result
 
     Returns cols: (C, kh, kw, b1 - b0, W', N) with
     cols[c, i, j, r, q, n] = x[n, c, sh * (b0 + r) + i - ph, sw * q + j - pw] (0 in the padding);
@@ -75,11 +75,7 @@ def im2col(xc, kernel, stride, padding, out_hw, rows=None, out=None):
     C, H, W, N = xc.shape
     (kh, kw), (oh, ow) = kernel, out_hw
     b0, b1 = rows or (0, oh)
-    shape = (C, kh, kw, b1 - b0, ow, N)
-    size = C * kh * kw * (b1 - b0) * ow * N
-    if out is None or out.size < size or out.dtype != xc.dtype or not out.flags.c_contiguous:
-        out = np.empty(size, dtype=xc.dtype)
-    cols = out.reshape(-1)[:size].reshape(shape)
+    cols = np.empty((C, kh, kw, b1 - b0, ow, N), dtype=xc.dtype)
     row_spans, col_spans = _spans(kernel, stride, padding, (H, W), ow, (b0, b1))
     for i, (r0, r1, src_r) in enumerate(row_spans):
         for j, (c0, c1, src_c) in enumerate(col_spans):
@@ -116,38 +112,18 @@ def col2im(cols, dx, stride, padding, first_row=0):
     return dx
 
 
-def _band_plan(k, rows, row_cols, dtype, buf=None):
-    """Split ``rows`` output rows into near-equal bands of at most BAND_BYTES (at least
-    one row each) for an im2col matrix of ``k`` rows and ``row_cols`` columns per output
-    row; returns the bands [(b0, b1), ...] and a flat buffer for the largest (``buf``
-    if it is big enough)."""
-    row_bytes = k * row_cols * np.dtype(dtype).itemsize
-    n = -(-rows // max(1, min(rows, BAND_BYTES // row_bytes)))
-    per = -(-rows // n)
-    if buf is None or buf.size < k * row_cols * per or buf.dtype != dtype:
-        buf = np.empty(k * row_cols * per, dtype=dtype)
-    return [(b, min(b + per, rows)) for b in range(0, rows, per)], buf
-
-
-def _conv_gemm(xc, w2, kernel, stride, padding, out_hw, cols, out, bias=None):
-    """out (F, H' * W' * N) = w2 (F, C*kh*kw) @ im2col(xc) (+ bias), one band of output
-    rows at a time (each band's columns built in ``cols`` and multiplied, and the bias
-    added, while still in cache); returns the band buffer, which the caller may keep."""
-    oh, ow = out_hw
-    N = xc.shape[3]
-    bands, cols = _band_plan(w2.shape[1], oh, ow * N, xc.dtype, cols)
-    for b0, b1 in bands:
-        band_cols = im2col(xc, kernel, stride, padding, out_hw, (b0, b1), out=cols)
-        band = out[:, b0 * ow * N:b1 * ow * N]
-        np.matmul(w2, band_cols.reshape(w2.shape[1], -1), out=band)
-        if bias is not None:
-            band += bias[:, None]
-    return cols
+def _bands(k, rows, row_cols, itemsize, min_rows=1):
+    """Output rows 0..rows-1 cut into bands of about BAND_BYTES of im2col columns (``k``
+    rows of ``row_cols`` columns per output row), each at least ``min_rows`` rows (or all
+    of them): [(b0, b1), ...]. The bands depend on the shapes only, never on the number
+    of threads, so sums over bands come out the same for any thread count."""
+    per = max(1, min_rows, BAND_BYTES // (k * row_cols * itemsize))
+    return parallel.split(rows, rows // per)
 
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
                    stride: tuple[int, int] = (1, 1), padding: tuple[int, int] = (0, 0),
-                   cols: np.ndarray | None = None) -> tuple[np.ndarray, ConvCache]:
+                   ) -> tuple[np.ndarray, ConvCache]:
     """Forward pass of a 2-D convolution (cross-correlation, as in PyTorch), by im2col + GEMM.
 
     out[n, f, i, j] = b[f] + sum_{c, p, q} w[f, c, p, q] * xpad[n, c, sh*i + p, sw*j + q]
@@ -155,15 +131,15 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     Inputs:
     - x: (N, C, H, W); w: (F, C, kh, kw) filters; b: (F,) biases, or None
     - stride, padding: (sh, sw), (ph, pw); zero padding
-    - cols: optional im2col band buffer to reuse (see :func:`im2col`)
 
     Returns (out, cache):
     - out: (N, F, H', W') with H' = (H + 2ph - kh) // sh + 1, W' likewise; a view of
       an (F, H', W', N) array
-    - cache: :class:`ConvCache` (x, w, stride, padding, cols); x is kept batch-last
+    - cache: :class:`ConvCache` (x, w, stride, padding); x is kept batch-last
 
     Each band of output rows is one product (F, C*kh*kw) @ (C*kh*kw, rows*W'*N) of the
-    filters with the band's windows laid out as columns. Loop version:
+    filters with the band's windows laid out as columns; the bands run on minicnn's
+    threads (:mod:`minicnn.parallel`). Loop version:
     :func:`minicnn.functional.reference.conv2d_forward`.
     """
     N, C, H, W = x.shape
@@ -171,10 +147,19 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     oh = conv_output_size(H, kh, stride[0], padding[0])
     ow = conv_output_size(W, kw, stride[1], padding[1])
     xc = np.ascontiguousarray(x.transpose(1, 2, 3, 0))  # no copy for a minicnn layer's output
-    out = buffers.empty((F, oh * ow * N), np.result_type(x, w))
-    cols = _conv_gemm(xc, w.reshape(F, -1), (kh, kw), stride, padding, (oh, ow), cols, out, b)
+    out = np.empty((F, oh * ow * N), np.result_type(x, w))
+    w2 = w.reshape(F, -1)
+
+    def band(rows):  # out[:, rows] = w2 @ im2col(x)[:, rows] (+ b), while in cache
+        cols = im2col(xc, (kh, kw), stride, padding, (oh, ow), rows)
+        dst = out[:, rows[0] * ow * N:rows[1] * ow * N]
+        np.matmul(w2, cols.reshape(w2.shape[1], -1), out=dst)
+        if b is not None:
+            dst += b[:, None]
+
+    parallel.run(band, _bands(w2.shape[1], oh, ow * N, out.itemsize))
     out = out.reshape(F, oh, ow, N).transpose(3, 0, 1, 2)
-    return out, ConvCache(xc.transpose(3, 0, 1, 2), w, stride, padding, cols)
+    return out, ConvCache(xc.transpose(3, 0, 1, 2), w, stride, padding)
 
 
 def dx_by_gather(kernel, stride, padding, channels, input_grad=True):
@@ -192,16 +177,20 @@ def conv2d_backward(dout: np.ndarray, cache: ConvCache, input_grad: bool = True,
 
     Inputs:
     - dout: (N, F, H', W') upstream gradient
-    - cache: :class:`ConvCache` from the forward pass; its band buffer is overwritten
+    - cache: :class:`ConvCache` from the forward pass
     - input_grad: False skips dx (the first layer of a network needs none)
 
     Returns (dx, dw, db): dx (N, C, H, W) or None, dw (F, C, kh, kw), db (F,).
 
-    Two routes, both one band of rows at a time (:func:`dx_by_gather` picks):
+    Two routes, both one band of rows at a time on minicnn's threads (:func:`dx_by_gather`
+    picks); each band's share of dw is a partial sum, and the partials are added in band
+    order:
 
     - scatter: rebuild the im2col columns of x, dw += cols @ dout^T, then
       dL/dcols = w^T @ dout in the same buffer, added back onto the input positions by
-      :func:`col2im` (overlapping windows: read-modify-write passes over dx);
+      :func:`col2im`. Neighbouring bands add onto some of the same input rows, so the
+      even bands run first and the odd ones after them (bands are tall enough that two
+      even ones never touch the same row);
     - gather (stride 1): dx[c, h, w] = sum_{f, p, q} dout[f, h + ph - p, w + pw - q] w[f, c, p, q]
       is itself a convolution, of dout padded by (kh - 1 - ph, kw - 1 - pw) with the
       filters flipped and transposed to (C, F, kh, kw). So im2col of dout, one GEMM
@@ -210,55 +199,67 @@ def conv2d_backward(dout: np.ndarray, cache: ConvCache, input_grad: bool = True,
 
     Loop version: :func:`minicnn.functional.reference.conv2d_backward`.
     """
-    x, w, stride, padding, cols = cache
+    x, w, stride, padding = cache
     xc = np.ascontiguousarray(x.transpose(1, 2, 3, 0))  # (C, H, W, N): no copy for our cache
     C, H, W, N = xc.shape
     F, _, kh, kw = w.shape
     d4 = np.ascontiguousarray(dout.transpose(1, 2, 3, 0))  # (F, H', W', N); no copy if batch-last
     if dx_by_gather((kh, kw), stride, padding, (C, F), input_grad):
-        dx, dw = _backward_gather(xc, w, d4, padding, cols)
+        dx, dw = _backward_gather(xc, w, d4, padding)
     else:
-        dx, dw = _backward_scatter(xc, w, d4, stride, padding, cols, input_grad)
+        dx, dw = _backward_scatter(xc, w, d4, stride, padding, input_grad)
     dx = None if dx is None else dx.transpose(3, 0, 1, 2)
     return dx, dw, d4.reshape(F, -1).sum(axis=1)
 
 
-def _backward_scatter(xc, w, d4, stride, padding, cols, input_grad):
+def _in_order(parts):
+    """The sum of the arrays ``parts``, added one after another in their order."""
+    total = parts[0].copy()
+    for p in parts[1:]:
+        total += p
+    return total
+
+
+def _backward_scatter(xc, w, d4, stride, padding, input_grad):
     """dx (C, H, W, N) or None and dw through the im2col columns of x (see conv2d_backward)."""
     C, H, W, N = xc.shape
     F, _, kh, kw = w.shape
     _, oh, ow, _ = d4.shape
     d, w2 = d4.reshape(F, -1), w.reshape(F, -1)
-    dw2 = np.zeros(w2.shape[::-1], dtype=d.dtype)  # (C*kh*kw, F)
-    dx = None
-    if input_grad:
-        dx = buffers.empty((C, H, W, N), d.dtype)
-        dx.fill(0)
-    bands, cols = _band_plan(w2.shape[1], oh, ow * N, xc.dtype, cols)
-    for b0, b1 in bands:
-        band_cols = im2col(xc, (kh, kw), stride, padding, (oh, ow), (b0, b1), out=cols)
-        cols2d = band_cols.reshape(w2.shape[1], -1)
-        d_band = d[:, b0 * ow * N:b1 * ow * N]
-        dw2 += cols2d @ d_band.T
+    dx = np.zeros((C, H, W, N), d.dtype) if input_grad else None
+
+    def band(rows):  # returns the band's share of dw, (C*kh*kw, F)
+        cols = im2col(xc, (kh, kw), stride, padding, (oh, ow), rows)
+        cols2d = cols.reshape(w2.shape[1], -1)
+        d_band = d[:, rows[0] * ow * N:rows[1] * ow * N]
+        dw_part = cols2d @ d_band.T
         if input_grad:
             np.matmul(w2.T, d_band, out=cols2d)  # dL/dcols = W^T dout, over the band's cols
-            col2im(band_cols, dx, stride, padding, b0)
-    return dx, dw2.T.reshape(w.shape)
+            col2im(cols, dx, stride, padding, rows[0])
+        return dw_part
+
+    # a band of R rows reads input rows up to kh - sh beyond its own: R >= kh / sh - 1
+    # keeps the bands on either side of it apart
+    bands = _bands(w2.shape[1], oh, ow * N, d.itemsize, -(-kh // stride[0]) - 1)
+    parts = [None] * len(bands)
+    for first in (0, 1):
+        parts[first::2] = parallel.run(band, bands[first::2])
+    return dx, _in_order(parts).T.reshape(w.shape)
 
 
-def _backward_gather(xc, w, d4, padding, cols):
+def _backward_gather(xc, w, d4, padding):
     """dx (C, H, W, N) and dw of a stride-1 conv through the im2col columns of dout."""
     C, H, W, N = xc.shape
     F, _, kh, kw = w.shape
     w_flip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(C, -1)
     pad = (kh - 1 - padding[0], kw - 1 - padding[1])
-    dwt = np.zeros((C, F * kh * kw), dtype=d4.dtype)  # dw, flipped and transposed
-    dx = buffers.empty((C, H * W * N), d4.dtype)
-    bands, cols = _band_plan(F * kh * kw, H, W * N, d4.dtype, cols)
-    for b0, b1 in bands:  # bands of rows of x (and dx)
-        band = im2col(d4, (kh, kw), (1, 1), pad, (H, W), (b0, b1), out=cols)
-        band = band.reshape(F * kh * kw, -1)
-        np.matmul(w_flip, band, out=dx[:, b0 * W * N:b1 * W * N])
-        dwt += xc[:, b0:b1].reshape(C, -1) @ band.T
+    dx = np.empty((C, H * W * N), d4.dtype)
+
+    def band(rows):  # bands of rows of x (and dx); returns the band's share of dw, flipped
+        cols = im2col(d4, (kh, kw), (1, 1), pad, (H, W), rows).reshape(F * kh * kw, -1)
+        np.matmul(w_flip, cols, out=dx[:, rows[0] * W * N:rows[1] * W * N])
+        return xc[:, rows[0]:rows[1]].reshape(C, -1) @ cols.T
+
+    dwt = _in_order(parallel.run(band, _bands(F * kh * kw, H, W * N, d4.itemsize)))
     dw = dwt.reshape(C, F, kh, kw)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
     return dx.reshape(C, H, W, N), np.ascontiguousarray(dw)

@@ -9,29 +9,42 @@ from __future__ import annotations
 import numpy as np
 
 
-def softmax_cross_entropy(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+def softmax_cross_entropy(scores: np.ndarray, y: np.ndarray,
+                          label_smoothing: float = 0.0) -> tuple[float, np.ndarray]:
     """
-    Softmax cross-entropy loss, averaged over the batch.
+    Softmax cross-entropy loss, averaged over the batch, with optional label smoothing.
 
     Inputs:
     - scores: Array of shape (N, C); scores[i, c] is the score of class c for example i.
     - y: Integer array of shape (N,) of labels, 0 <= y[i] < C.
+    - label_smoothing: eps in [0, 1]: the target of example i is the distribution
+      q_i = (1 - eps) * one_hot(y[i]) + eps / C instead of one_hot(y[i]) (PyTorch's
+      ``cross_entropy(label_smoothing=eps)``; Szegedy et al., "Rethinking the Inception
+      architecture").
 
     Returns a tuple of:
-    - loss: Python float, L = -(1/N) sum_i log(exp(scores[i, y[i]]) / sum_c exp(scores[i, c]))
+    - loss: Python float, L = -(1/N) sum_i sum_c q_i[c] log softmax(scores[i])[c]; with
+      eps = 0 that is -(1/N) sum_i log(exp(scores[i, y[i]]) / sum_c exp(scores[i, c]))
     - dscores: Gradient dL/dscores of shape (N, C) and the dtype of scores,
-      (softmax(scores) - one_hot(y)) / N.
+      (softmax(scores) - q) / N.
 
     All rows at once, with the largest score subtracted from each row before ``exp`` so
-    that nothing overflows. Loop version: :func:`minicnn.functional.reference.softmax_cross_entropy`.
+    that nothing overflows. Loop version (eps = 0):
+    :func:`minicnn.functional.reference.softmax_cross_entropy`.
     """
-    N = scores.shape[0]
+    N, C = scores.shape
     rows = np.arange(N)
     shifted = scores - scores.max(axis=1, keepdims=True)  # largest exponent is 0: no overflow
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     loss = -log_probs[rows, y].mean()
     dscores = np.exp(log_probs)
-    dscores[rows, y] -= 1
+    if label_smoothing:  # q = (1 - eps) one_hot + eps / C, so -sum_c q_c log p_c splits in two
+        eps = label_smoothing
+        loss = (1 - eps) * loss - eps * log_probs.mean(axis=1).mean()
+        dscores -= eps / C
+        dscores[rows, y] -= 1 - eps
+    else:
+        dscores[rows, y] -= 1
     dscores /= N
     return float(loss), dscores.astype(scores.dtype, copy=False)
 

@@ -2,20 +2,22 @@
 
 The statistics are numpy reductions over the non-channel axes and the normalisation is
 a few broadcast passes written into the output arrays (``out=``), in whatever memory
-layout x has (a conv's batch-last output stays batch-last); the loop over channels is in
-:mod:`minicnn.functional.reference`.
+layout x has (a conv's batch-last output stays batch-last). Channels are independent, so
+blocks of channels run side by side on minicnn's threads (:mod:`minicnn.parallel`); each
+channel's sums are computed the same way whatever the number of threads. The loop over
+channels is in :mod:`minicnn.functional.reference`.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import buffers
+from .. import parallel
 from .caches import BatchNormCache
 
 
 def _bshape(x):
-    """Shape that broadcasts a per-channel vector against x: (1, C, 1, 1) or (1, C)."""
-    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    """Shape that broadcasts a vector of channels against x: (1, c, 1, 1) or (1, c)."""
+    return (1, -1) + (1,) * (x.ndim - 2)
 
 
 def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray | None = None,
@@ -37,16 +39,27 @@ def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: 
     axes = (0,) + tuple(range(2, x.ndim))
     per_channel = lambda v: v.reshape(_bshape(x))
     batch_stats = mean is None
+    C = x.shape[1]
     if batch_stats:
-        mean = x.mean(axis=axes)
-    xhat, out = buffers.empty_like(x), buffers.empty_like(x)
-    np.subtract(x, per_channel(mean), out=xhat)
-    if batch_stats:
-        var = np.multiply(xhat, xhat, out=out).mean(axis=axes)  # biased, like the loop's
-    inv_std = 1.0 / np.sqrt(var + x.dtype.type(eps))
-    xhat *= per_channel(inv_std)
-    np.multiply(xhat, per_channel(gamma), out=out)
-    out += per_channel(beta)
+        mean, var = np.empty(C, x.dtype), np.empty(C, x.dtype)
+        inv_std = np.empty(C, x.dtype)
+    else:
+        inv_std = 1.0 / np.sqrt(var + x.dtype.type(eps))
+    xhat, out = np.empty_like(x), np.empty_like(x)
+
+    def block(c):  # the channels c
+        xh, o = xhat[:, c], out[:, c]
+        if batch_stats:
+            mean[c] = x[:, c].mean(axis=axes)
+        np.subtract(x[:, c], per_channel(mean[c]), out=xh)
+        if batch_stats:
+            var[c] = np.multiply(xh, xh, out=o).mean(axis=axes)  # biased, like the loop's
+            inv_std[c] = 1.0 / np.sqrt(var[c] + x.dtype.type(eps))
+        xh *= per_channel(inv_std[c])
+        np.multiply(xh, per_channel(gamma[c]), out=o)
+        o += per_channel(beta[c])
+
+    parallel.run(block, parallel.blocks(x, 1))
     return out, BatchNormCache(xhat, gamma, inv_std, mean, var, batch_stats)
 
 
@@ -64,15 +77,23 @@ def batchnorm_backward(dout: np.ndarray, cache: BatchNormCache) -> tuple[np.ndar
     xhat, gamma, inv_std, batch_stats = cache.xhat, cache.gamma, cache.inv_std, cache.batch_stats
     axes = (0,) + tuple(range(2, dout.ndim))
     per_channel = lambda v: v.reshape(_bshape(dout))
-    scale = per_channel(gamma * inv_std)
-    dbeta = dout.sum(axis=axes)
-    dx = buffers.empty_like(xhat, dtype=np.result_type(dout, xhat))
-    dgamma = np.multiply(dout, xhat, out=dx).sum(axis=axes)
-    if not batch_stats:
-        return np.multiply(dout, scale, out=dx), dgamma, dbeta
-    m = dout.size // dout.shape[1]
-    np.multiply(xhat, per_channel(dgamma / m), out=dx)  # the two means of the formula,
-    dx += per_channel(dbeta / m)                        # then dout minus them, times scale
-    np.subtract(dout, dx, out=dx)
-    dx *= scale
+    C, m = dout.shape[1], dout.size // dout.shape[1]
+    dtype = np.result_type(dout, xhat)
+    scale = gamma * inv_std
+    dx = np.empty_like(xhat, dtype=dtype)
+    dgamma, dbeta = np.empty(C, dtype), np.empty(C, dtype)
+
+    def block(c):  # the channels c
+        d, dxc = dout[:, c], dx[:, c]
+        dbeta[c] = d.sum(axis=axes)
+        dgamma[c] = np.multiply(d, xhat[:, c], out=dxc).sum(axis=axes)
+        if not batch_stats:
+            np.multiply(d, per_channel(scale[c]), out=dxc)
+            return
+        np.multiply(xhat[:, c], per_channel(dgamma[c] / m), out=dxc)  # the two means of the
+        dxc += per_channel(dbeta[c] / m)                               # formula, then dout
+        np.subtract(d, dxc, out=dxc)                                   # minus them, times scale
+        dxc *= per_channel(scale[c])
+
+    parallel.run(block, parallel.blocks(dout, 1))
     return dx, dgamma, dbeta

@@ -10,25 +10,38 @@ Max pooling's backward follows the project's tie rule: each window's upstream gr
 goes to its maximum, split evenly among elements that tie for it (``ties="split"``), or
 all to the first maximum in row-major order (``ties="first"``, PyTorch's rule).
 Overlapping windows accumulate. Every array keeps the memory layout of the input (a
-conv's output is batch-last, see :mod:`.conv`). Measurements: docs/performance.md.
+conv's output is batch-last, see :mod:`.conv`). Channels are independent, so max pooling
+runs blocks of channels side by side on minicnn's threads (:mod:`minicnn.parallel`).
+Measurements: docs/performance.md.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import buffers
+from .. import parallel
 from .caches import AvgPoolCache, GlobalAvgPoolCache, MaxPoolCache
 from .geometry import pool_geometry, window
 
 
-def _pad(x, padding, extra, fill):
-    """x: (N, C, H, W) -> padded copy filled with ``fill`` in x's memory layout, or x
-    itself if there is no padding."""
+def _padded_shape(x, padding, extra):
+    (ph, pw), (eh, ew) = padding, extra
+    N, C, H, W = x.shape
+    return N, C, H + 2 * ph + eh, W + 2 * pw + ew
+
+
+def _pad(x, padding, extra, fill, xp=None):
+    """x: (N, C, H, W) -> padded copy filled with ``fill`` in x's memory layout (written
+    into ``xp`` if given), or x itself if there is no padding."""
     (ph, pw), (eh, ew) = padding, extra
     if ph == pw == eh == ew == 0:
         return x
-    N, C, H, W = x.shape
-    xp = np.full_like(x, fill, shape=(N, C, H + 2 * ph + eh, W + 2 * pw + ew))
+    H, W = x.shape[2:]
+    if xp is None:
+        xp = np.empty_like(x, shape=_padded_shape(x, padding, extra))
+    xp[:, :, :ph] = fill
+    xp[:, :, ph + H:] = fill
+    xp[:, :, ph:ph + H, :pw] = fill
+    xp[:, :, ph:ph + H, pw + W:] = fill
     xp[:, :, ph:ph + H, pw:pw + W] = x
     return xp
 
@@ -37,10 +50,10 @@ def _offsets(kernel):
     return [(i, j) for i in range(kernel[0]) for j in range(kernel[1])]
 
 
-def _spread(like, kernel, stride, out_hw, put, add, write_first=True):
-    """The adjoint of taking windows: an array dxp shaped and laid out like ``like`` with
-    window(dxp, i, j) receiving the contribution of every kernel offset k = (i, j):
-    ``put(k, dst)`` writes it into dst, ``add(k, dst)`` adds it.
+def _spread(dxp, kernel, stride, out_hw, put, add, write_first=True):
+    """The adjoint of taking windows: fills the array dxp (uninitialised, the padded
+    input's shape) so that window(dxp, i, j) receives the contribution of every kernel
+    offset k = (i, j): ``put(k, dst)`` writes it into dst, ``add(k, dst)`` adds it.
 
     The windows of the offsets i < sh, j < sw hit disjoint positions that together cover
     the top-left (sh * H') x (sw * W') block. So with ``write_first`` (and a kernel at
@@ -50,7 +63,6 @@ def _spread(like, kernel, stride, out_hw, put, add, write_first=True):
     """
     (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_hw
     tiled = write_first and kh >= sh and kw >= sw
-    dxp = buffers.empty_like(like)
     if tiled:
         dxp[:, :, sh * oh:] = 0
         dxp[:, :, :sh * oh, sw * ow:] = 0
@@ -60,6 +72,14 @@ def _spread(like, kernel, stride, out_hw, put, add, write_first=True):
         dst = window(dxp, i, j, oh, ow, stride)
         (put if tiled and i < sh and j < sw else add)(k, dst)
     return dxp
+
+
+def _real(i, j, out_hw, stride, padding, hw):
+    """(H', W') booleans (broadcast): whether kernel offset (i, j) of each window reads x
+    rather than its padding."""
+    rows = np.arange(out_hw[0]) * stride[0] + i - padding[0]
+    cols = np.arange(out_hw[1]) * stride[1] + j - padding[1]
+    return ((rows >= 0) & (rows < hw[0]))[:, None] & ((cols >= 0) & (cols < hw[1]))
 
 
 def _crop(dxp, shape, padding):
@@ -89,15 +109,21 @@ def max_pool2d_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int
     :func:`minicnn.functional.reference.max_pool2d_forward`.
     """
     (oh, ow), extra = pool_geometry(x.shape, kernel, stride, padding, ceil_mode)
-    xp = _pad(x, padding, extra, -np.inf)
-    wins = [window(xp, i, j, oh, ow, stride) for i, j in _offsets(kernel)]
-    out = buffers.empty_like(wins[0])  # laid out like x
-    if len(wins) == 1:
-        np.copyto(out, wins[0])
-    else:
-        np.maximum(wins[0], wins[1], out=out)
-    for win in wins[2:]:
-        np.maximum(out, win, out=out)
+    padded = _padded_shape(x, padding, extra)
+    xp = x if padded == x.shape else np.empty_like(x, shape=padded)
+    out = np.empty_like(window(xp, 0, 0, oh, ow, stride))  # laid out like x
+
+    def block(c):  # the channels c: pad, then one np.maximum per kernel offset
+        xpc = _pad(x[:, c], padding, extra, -np.inf, xp[:, c])
+        wins = [window(xpc, i, j, oh, ow, stride) for i, j in _offsets(kernel)]
+        if len(wins) == 1:
+            np.copyto(out[:, c], wins[0])
+        else:
+            np.maximum(wins[0], wins[1], out=out[:, c])
+        for win in wins[2:]:
+            np.maximum(out[:, c], win, out=out[:, c])
+
+    parallel.run(block, parallel.blocks(xp, 1))
     return out, MaxPoolCache(xp, out, x.shape, kernel, stride, padding)
 
 
@@ -112,30 +138,46 @@ def max_pool2d_backward(dout: np.ndarray, cache: MaxPoolCache, ties: str = "spli
 
     Returns dx: (N, C, H, W). Overlapping windows add their shares.
 
+    Padding is -inf and never wins: where a window's real maximum is -inf too, the
+    offsets that read padding are struck from its winners (PyTorch's rule).
+
     Per kernel offset, ``window == out`` marks the winners of every window at once; their
     count (or a running "taken" mask for "first") gives each winner's share, and
     :func:`_spread` adds the shares back offset by offset. Loop version:
     :func:`minicnn.functional.reference.max_pool2d_backward`.
     """
+    if ties not in ("split", "first"):
+        raise ValueError(f"max_pool2d: ties must be 'split' or 'first', got {ties!r}")
     xp, out, shape, kernel, stride, padding = cache
+    dxp = np.empty_like(xp)
+    parallel.run(lambda c: _max_pool_backward_block(dout[:, c], xp[:, c], out[:, c], dxp[:, c],
+                                                    shape, kernel, stride, padding, ties),
+                 parallel.blocks(xp, 1))
+    return _crop(dxp, shape, padding)
+
+
+def _max_pool_backward_block(dout, xp, out, dxp, shape, kernel, stride, padding, ties):
+    """Fill dxp with max pooling's dL/dxp for one block of channels (see max_pool2d_backward)."""
     oh, ow = out.shape[2:]
     winners = [window(xp, i, j, oh, ow, stride) == out for i, j in _offsets(kernel)]
     if np.isnan(out).any():  # NaN is the maximum, as in PyTorch: each NaN wins its window
         for w, (i, j) in zip(winners, _offsets(kernel)):
             w |= np.isnan(window(xp, i, j, oh, ow, stride))
+    if xp.shape[2:] != shape[2:] and np.isneginf(out).any():
+        # a window whose real maximum is -inf ties with its padding: padding never wins
+        for w, (i, j) in zip(winners, _offsets(kernel)):
+            w &= _real(i, j, (oh, ow), stride, padding, shape[2:])
     if ties == "split":
         count = winners[0].astype(dout.dtype)
         for w in winners[1:]:
             count += w
         share = np.divide(dout, count, out=count)  # >= 1 winner per window (a NaN wins)
-    elif ties == "first":
+    else:
         taken = winners[0].copy(order="K")
         for w in winners[1:]:
             np.greater(w, taken, out=w)  # a winner only if no earlier offset won
             taken |= w
         share = dout
-    else:
-        raise ValueError(f"max_pool2d: ties must be 'split' or 'first', got {ties!r}")
     tmp = np.empty_like(share)
 
     def put(k, dst):
@@ -144,7 +186,7 @@ def max_pool2d_backward(dout: np.ndarray, cache: MaxPoolCache, ties: str = "spli
     def add(k, dst):
         dst += np.multiply(winners[k], share, out=tmp)
 
-    return _crop(_spread(xp, kernel, stride, (oh, ow), put, add), shape, padding)
+    _spread(dxp, kernel, stride, (oh, ow), put, add)
 
 
 def _window_counts(size, out, kernel, stride, padding, include_pad):
@@ -195,7 +237,7 @@ def avg_pool2d_backward(dout: np.ndarray, cache: AvgPoolCache) -> np.ndarray:
     shape, padded_shape, divisor, kernel, stride, padding = cache
     oh, ow = dout.shape[2:]
     share = dout / divisor
-    like = np.empty_like(dout, shape=padded_shape)
+    dxp = np.empty_like(dout, shape=padded_shape)
 
     def put(k, dst):
         dst[...] = share
@@ -203,7 +245,8 @@ def avg_pool2d_backward(dout: np.ndarray, cache: AvgPoolCache) -> np.ndarray:
     def add(k, dst):
         dst += share
 
-    return _crop(_spread(like, kernel, stride, (oh, ow), put, add), shape, padding)
+    _spread(dxp, kernel, stride, (oh, ow), put, add)
+    return _crop(dxp, shape, padding)
 
 
 def global_avg_pool2d_forward(x: np.ndarray) -> tuple[np.ndarray, GlobalAvgPoolCache]:

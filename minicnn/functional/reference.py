@@ -38,19 +38,18 @@ __all__ = ["conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2
 
 
 # -- convolution ----------------------------------------------------------------------
-def conv2d_forward(x, w, b, stride=(1, 1), padding=(0, 0), cols=None):
+def conv2d_forward(x, w, b, stride=(1, 1), padding=(0, 0)):
     """
     Forward pass of a 2-D convolution (cross-correlation, as in PyTorch).
 
     Inputs:
     - x: (N, C, H, W) input; w: (F, C, kh, kw) filters; b: (F,) biases, or None
     - stride: (sh, sw); padding: (ph, pw) zeros added on each side
-    - cols: the fast kernel's im2col buffer; unused here, handed back in the cache
 
     Returns a tuple of:
     - out: (N, F, H', W') with H' = (H + 2ph - kh) // sh + 1, W' = (W + 2pw - kw) // sw + 1,
       out[n, f, i, j] = sum_{c, p, q} xpad[n, c, i*sh + p, j*sw + q] * w[f, c, p, q] + b[f]
-    - cache: ConvCache(x, w, stride, padding, cols)
+    - cache: ConvCache(x, w, stride, padding)
     """
     N, C, H, W = x.shape
     F, _, kh, kw = w.shape
@@ -66,7 +65,7 @@ def conv2d_forward(x, w, b, stride=(1, 1), padding=(0, 0), cols=None):
                     h0, w0 = i * sh, j * sw  # top-left corner of the window in xpad
                     patch = xpad[n, :, h0:h0 + kh, w0:w0 + kw]  # (C, kh, kw)
                     out[n, f, i, j] = np.sum(patch * w[f]) + bias[f]
-    return out, ConvCache(x, w, stride, padding, cols)
+    return out, ConvCache(x, w, stride, padding)
 
 
 def conv2d_backward(dout, cache, input_grad=True):
@@ -75,7 +74,7 @@ def conv2d_backward(dout, cache, input_grad=True):
 
     Inputs:
     - dout: (N, F, H', W') upstream gradient
-    - cache: ConvCache(x, w, stride, padding, cols) from conv2d_forward
+    - cache: ConvCache(x, w, stride, padding) from conv2d_forward
     - input_grad: False skips dx (the first layer of a network needs none)
 
     Returns a tuple of:
@@ -83,7 +82,7 @@ def conv2d_backward(dout, cache, input_grad=True):
     - dw: (F, C, kh, kw); dw[f] = sum_{n, i, j} dout[n, f, i, j] * (window of xpad at i, j)
     - db: (F,); db[f] = sum_{n, i, j} dout[n, f, i, j]
     """
-    x, w, (sh, sw), (ph, pw), _ = cache
+    x, w, (sh, sw), (ph, pw) = cache
     N, C, H, W = x.shape
     F, _, kh, kw = w.shape
     _, _, H_out, W_out = dout.shape
@@ -165,19 +164,25 @@ def max_pool2d_backward(dout, cache, ties="split"):
     xpad, _, (N, C, H, W), (kh, kw), (sh, sw), (ph, pw) = cache
     _, _, H_out, W_out = dout.shape
     dxpad = np.zeros(xpad.shape, dtype=dout.dtype)
+    real = np.zeros(xpad.shape[2:], dtype=bool)  # the positions of x inside xpad
+    real[ph:ph + H, pw:pw + W] = True
     for n in range(N):
         for c in range(C):
             for i in range(H_out):
                 for j in range(W_out):
                     h0, w0 = i * sh, j * sw
                     window = xpad[n, c, h0:h0 + kh, w0:w0 + kw]
+                    inside = real[h0:h0 + kh, w0:w0 + kw]
+                    nan = np.isnan(window)  # a NaN is the maximum, as in PyTorch
+                    # the candidates: x's elements equal to the maximum. Padding is never
+                    # one, even when the window's real maximum is -inf and ties with it.
+                    won = nan if nan.any() else inside & (window == np.max(window))
                     mask = np.zeros(window.shape, dtype=dout.dtype)
                     if ties == "split":
-                        nan = np.isnan(window)  # a NaN is the maximum, as in PyTorch
-                        mask[nan if nan.any() else window == np.max(window)] = 1
+                        mask[won] = 1
                         mask /= np.sum(mask)  # k tied maxima: 1/k each
                     else:
-                        mask[np.unravel_index(np.argmax(window), window.shape)] = 1
+                        mask[np.unravel_index(np.argmax(won), window.shape)] = 1  # the first
                     # The note assigned: dx[window] = mask * dout. Where windows overlap
                     # (stride < kernel) that overwrites the share an earlier window gave
                     # to the same input, which may be the maximum of both. Add instead.
@@ -451,24 +456,25 @@ def batchnorm_backward(dout, cache):
 
 
 # -- losses -------------------------------------------------------------------------------
-def softmax_cross_entropy(scores, y):
+def softmax_cross_entropy(scores, y, label_smoothing=0.0):
     """
     Softmax cross-entropy, averaged over the batch.
 
-    Inputs: scores (N, C), scores[i, c] the score of class c for example i; y (N,) labels.
+    Inputs: scores (N, C), scores[i, c] the score of class c for example i; y (N,) labels;
+    label_smoothing eps: the target q_i = (1 - eps) * one_hot(y[i]) + eps / C.
     Returns a tuple of:
-    - loss: float, L = (1/N) sum_i -log(exp(scores[i, y[i]]) / sum_c exp(scores[i, c]))
-    - dscores: (N, C), dscores[i] = (softmax(scores[i]) - one_hot(y[i])) / N
+    - loss: float, L = (1/N) sum_i sum_c -q_i[c] log(exp(scores[i, c]) / sum_k exp(scores[i, k]))
+    - dscores: (N, C), dscores[i] = (softmax(scores[i]) - q_i) / N
     """
     N, C = scores.shape
     loss, dscores = 0.0, np.zeros_like(scores)
     for i in range(N):
         shifted = scores[i] - np.max(scores[i])  # same softmax; exp never overflows
         log_probs = shifted - np.log(np.sum(np.exp(shifted)))
-        loss += -log_probs[y[i]] / N
-        one_hot = np.zeros(C, dtype=scores.dtype)
-        one_hot[y[i]] = 1
-        dscores[i] = (np.exp(log_probs) - one_hot) / N
+        target = np.full(C, label_smoothing / C)
+        target[y[i]] += 1 - label_smoothing
+        loss += -np.sum(target * log_probs) / N
+        dscores[i] = (np.exp(log_probs) - target) / N
     return float(loss), dscores
 
 

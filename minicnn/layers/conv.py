@@ -3,7 +3,6 @@ import numpy as np
 
 from .. import functional as F
 from ..functional.geometry import pair
-from ..grad_mode import is_grad_enabled
 from ..init import weight_and_bias
 from ..parameter import Parameter
 from . import checks as C
@@ -42,18 +41,13 @@ class Conv2D(Layer):
         w, b = weight_and_bias(init, (out_channels, in_channels, kh, kw), fan_in, rng, dtype, bias)
         self.weight = Parameter(w)
         self.bias = None if b is None else Parameter(b)
-        self._cols = None  # im2col band buffer, reused across calls
 
     def forward(self, x):
         C.check_input(self, x, 4, self.in_channels)
         C.check_window(self, x, self.kernel_size, self.padding)
         x = self._as_param_dtype(x)
         b = None if self.bias is None else self.bias.data
-        out, cache = F.conv2d_forward(x, self.weight.data, b, self.stride, self.padding,
-                                      cols=self._cols)
-        self.cache = cache
-        if is_grad_enabled():  # inference (no_grad) leaves no buffer behind either
-            self._cols = cache.cols
+        out, self.cache = F.conv2d_forward(x, self.weight.data, b, self.stride, self.padding)
         return self.record_output(out)
 
     def backward(self, dout, input_grad=True):

@@ -32,7 +32,8 @@ _MODEL_MARKER = "__minicnn_model__"  # written by Layer.save
 RESUMABLE_KEYS = ("epochs", "data_dir")
 
 _EPOCH_RECORD = {"epoch": integer(1), "train_loss": number(), "train_acc": number(0, 1),
-                 "val_loss": number(), "val_acc": number(0, 1), "lr": number(0),
+                 "val_loss": number(nullable=True), "val_acc": number(0, 1, nullable=True),
+                 "lr": number(0),
                  "seconds": number(0), "iterations": integer(0)}
 assert tuple(_EPOCH_RECORD) == COLUMNS
 #: The fields of a checkpoint's ``meta`` (``config`` is optional).

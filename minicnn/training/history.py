@@ -41,8 +41,9 @@ class History:
 
     @property
     def best_val_acc(self):
-        """The highest validation accuracy so far (-inf before the first epoch)."""
-        return max(self["val_acc"], default=-math.inf)
+        """The highest validation accuracy so far (-inf before the first epoch, or when
+        trained without validation data: the column holds None)."""
+        return max((a for a in self["val_acc"] if a is not None), default=-math.inf)
 
     def to_dict(self):
         return {"iteration_loss": list(self.iteration_loss), "epochs": [dict(r) for r in self.epochs]}

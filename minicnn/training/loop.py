@@ -34,14 +34,14 @@ import signal
 import threading
 import time
 import warnings
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ..data import DataLoader, check_normalized
-from ..grad_mode import no_grad
 from ..serialization import NonFiniteError, non_finite_entries, remove_stale_temps
+from .callbacks import LivePlot, StopTraining, in_notebook
 from .checkpoint import (
     BEST,
     CHECKPOINT,
@@ -51,28 +51,35 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .history import History
+from .inference import evaluate, predict
 
 if TYPE_CHECKING:
     from ..layers import Layer
     from ..losses import Loss
     from ..optim import Optimizer
 
+__all__ = ["Interrupted", "NonFiniteLossError", "NonFiniteWeightsError", "StopTraining",
+           "epoch_line", "evaluate", "fit", "predict"]
+
 #: The files of a run folder (their stale temp files are removed when ``fit`` starts).
 RUN_FILES = ("config.json", "history.json", "history.csv", CHECKPOINT, BEST, "loss.png",
              "report.png")
 
 #: The values ``fit(progress=...)`` takes.
-PROGRESS = ("bar", "lines", True, False)
+PROGRESS = ("bar", "lines", "plot", True, False)
 
 
 def epoch_line(record, epochs):
     """One line about a finished epoch, as ``fit(progress="lines")`` prints it::
 
         epoch 2/5: loss 1.234, accuracy 0.567, validation accuracy 0.612, 12.3 s
+
+    (without validation data the validation part is left out).
     """
+    validation = ("" if record["val_acc"] is None
+                  else f", validation accuracy {record['val_acc']:.4f}")
     return (f"epoch {record['epoch']}/{epochs}: loss {record['train_loss']:.4f}, "
-            f"accuracy {record['train_acc']:.4f}, validation accuracy {record['val_acc']:.4f}, "
-            f"{record['seconds']:.1f} s")
+            f"accuracy {record['train_acc']:.4f}{validation}, {record['seconds']:.1f} s")
 
 
 class NonFiniteLossError(NonFiniteError):
@@ -94,37 +101,14 @@ class Interrupted(KeyboardInterrupt):
         self.resumable = resumable
 
 
-def predict(model: Layer, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
-    """Class scores (N, C) for inputs x (N, ...), computed in eval mode, batch by batch,
-    under ``no_grad()``: no layer keeps a cache (a backward afterwards is an error).
-
-    Every layer's previous mode (train or eval) is restored afterwards.
-    """
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with no_grad():
-            return np.concatenate([model(x[i:i + batch_size])
-                                   for i in range(0, len(x), batch_size)])
-    finally:
-        for m, training in modes:
-            m.training = training
-
-
-def evaluate(model: Layer, loss_fn: Loss, x: np.ndarray, y: np.ndarray,
-             batch_size: int = 500) -> tuple[float, float]:
-    """Mean loss and accuracy of ``model`` on ``(x, y)`` in eval mode: ``(loss, acc)`` floats."""
-    scores = predict(model, x, batch_size)
-    return loss_fn(scores, y), float(np.mean(scores.argmax(axis=1) == y))
-
-
 def fit(model: Layer, loss_fn: Loss, optimizer: Optimizer,
-        train_data: tuple[np.ndarray, np.ndarray], val_data: tuple[np.ndarray, np.ndarray],
+        train_data: tuple[np.ndarray, np.ndarray], val_data: tuple[np.ndarray, np.ndarray] | None,
         epochs: int, batch_size: int, *, schedule: Any = None,
         augment: bool | Callable[[np.ndarray, np.random.Generator], np.ndarray] = False,
         seed: int | np.random.SeedSequence = 0, out_dir: str | os.PathLike | None = None,
         resume: bool = False, drop_last: bool = True, eval_batch_size: int = 500,
-        progress: str | bool = "bar", config: dict | None = None) -> History:
+        progress: str | bool = "bar", config: dict | None = None,
+        callbacks: Sequence[Any] = ()) -> History:
     """Train ``model`` with minibatches for ``epochs`` epochs and return a :class:`History`.
 
     Inputs:
@@ -132,11 +116,14 @@ def fit(model: Layer, loss_fn: Loss, optimizer: Optimizer,
       train/eval, state_dict/load_state_dict and save
     - loss_fn: e.g. ``SoftmaxCrossEntropy()``; ``loss = loss_fn(scores, y)``, ``loss_fn.backward()``
     - optimizer: an optimizer over ``model.parameters()`` (``minicnn.optim``)
-    - train_data, val_data: ``(x, y)`` with x of shape (N, C, H, W), y of shape (N,) ints
+    - train_data, val_data: ``(x, y)`` with x of shape (N, C, H, W), y of shape (N,) ints;
+      ``val_data=None`` trains without validation (the history's validation columns are
+      None, and no ``best.npz`` is written)
     - epochs: total number of epochs; a resumed run continues up to it
     - batch_size: training minibatch size (``eval_batch_size`` for evaluation)
-    - schedule: object with ``lr_at(epoch)`` (epoch counted from 0), applied at the start
-      of every epoch; None keeps ``optimizer.lr``
+    - schedule: object with ``lr_at(t)`` (:mod:`minicnn.training.schedules`): applied at the
+      start of every epoch (t = epoch from 0), or before every step when its ``per_step``
+      is True (t = steps since the run began, resumes included); None keeps ``optimizer.lr``
     - augment: False, True (random crop + flip) or ``f(x_batch, rng) -> x_batch``
     - seed: int or ``SeedSequence`` for the shuffling and augmentation Generator
     - out_dir: run folder for history, ``checkpoint.npz`` and ``best.npz``; None writes nothing
@@ -145,7 +132,13 @@ def fit(model: Layer, loss_fn: Loss, optimizer: Optimizer,
       epoch, so no sample is left out for good); a batch of a few samples gives noisy
       batch-norm statistics and a spike in the loss curve
     - progress: "bar" (or True) a tqdm progress bar per epoch; "lines" one printed line
-      per epoch (epoch, loss, accuracy, validation accuracy, seconds); False nothing
+      per epoch (epoch, loss, accuracy, validation accuracy, seconds); "plot" the loss and
+      accuracy curves redrawn in place in a Jupyter notebook (:class:`LivePlot`), and
+      "lines" anywhere else; False nothing
+    - callbacks: objects with ``on_step_end(history, model)`` and/or
+      ``on_epoch_end(history, model)`` (see :mod:`minicnn.training.callbacks`); one may
+      raise :class:`StopTraining` to end the run early (a checkpoint is saved where it
+      stopped and the history returned)
 
     Inputs should be normalised (``minicnn.data.fit_normalizer`` / ``normalize``): integer
     or far-from-normalised training (else validation) images give one
@@ -153,10 +146,10 @@ def fit(model: Layer, loss_fn: Loss, optimizer: Optimizer,
 
     Per epoch the history records the mean training loss and accuracy over the epoch's
     minibatches (in train mode, as they were trained on), the validation loss and accuracy
-    (eval mode), the learning rate and the seconds taken. A NaN/inf training loss raises
-    :class:`NonFiniteLossError` before the bad step is applied; NaN/inf weights or
-    buffers after a step, or optimizer state at a checkpoint, raise
-    :class:`NonFiniteWeightsError`; a NaN/inf validation loss raises
+    (eval mode), the learning rate (of the epoch's last step) and the seconds taken. A
+    NaN/inf training loss raises :class:`NonFiniteLossError` before the bad step is
+    applied; NaN/inf weights or buffers after a step, or optimizer state at a checkpoint,
+    raise :class:`NonFiniteWeightsError`; a NaN/inf validation loss raises
     :class:`NonFiniteLossError`. Each names the epoch and step and leaves the last good
     checkpoint and ``best.npz`` (nothing non-finite is ever written). ``best.npz`` is
     replaced only by a strictly better validation accuracy. Ctrl-C finishes the current
@@ -168,87 +161,170 @@ def fit(model: Layer, loss_fn: Loss, optimizer: Optimizer,
       ``config.json``); stored in every checkpoint, and on resume the stored one must
       equal it except for ``RESUMABLE_KEYS`` (epochs, data_dir).
     """
-    x_train, y_train = train_data
-    x_val, y_val = val_data
+    _check_arguments(train_data, val_data, epochs, batch_size, drop_last, progress)
+    _warn_if_unnormalized(train_data, val_data)
+    _warn_if_optimizer_elsewhere(model, optimizer)
+    rng = np.random.default_rng(seed)
+    loader = DataLoader(*train_data, batch_size, shuffle=True, augment=augment,
+                        drop_last=drop_last, rng=rng, check_inputs=False)
+    history, start = _open_run(model, optimizer, loader, out_dir, resume, config)
+    _check_schedule(schedule, int(epochs), len(loader))
+    hooks = _Hooks(callbacks, progress, val_data)
+    folder = _RunFolder(model, optimizer, rng, history, out_dir, config)
+    trainer = _Trainer(model, loss_fn, optimizer, loader, folder, schedule, hooks)
+    model.train()
+    trainer.run(start, int(epochs), val_data, eval_batch_size)
+    return history
+
+
+def _check_arguments(train_data, val_data, epochs, batch_size, drop_last, progress):
+    """One-line ValueErrors for arguments ``fit`` cannot train with."""
     if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
-    if drop_last and len(x_train) < batch_size:
-        raise ValueError(f"batch_size {batch_size} is larger than the {len(x_train)} "
+    if drop_last and len(train_data[0]) < batch_size:
+        raise ValueError(f"batch_size {batch_size} is larger than the {len(train_data[0])} "
                          f"training samples")
     if progress not in PROGRESS:
         raise ValueError(f"progress must be one of {PROGRESS}, got {progress!r}")
-    bar_on, lines_on = progress in ("bar", True), progress == "lines"
+    if val_data is not None and (len(val_data[0]) == 0 or len(val_data[0]) != len(val_data[1])):
+        raise ValueError(f"fit: val_data must hold as many labels as images, at least one, "
+                         f"got {len(val_data[0])} images and {len(val_data[1])} labels; "
+                         f"pass val_data=None to train without validation")
+
+
+def _warn_if_unnormalized(train_data, val_data):
+    """One UnnormalizedInputWarning for raw training (else validation) images."""
+    warned = check_normalized(train_data[0], "fit: the training inputs (train_data[0])",
+                              stacklevel=3)
+    if not warned and val_data is not None:
+        check_normalized(val_data[0], "fit: the validation inputs (val_data[0])", stacklevel=3)
+
+
+def _warn_if_optimizer_elsewhere(model, optimizer):
+    """A UserWarning when the optimizer holds none of the model's parameters (it was
+    built for another model): training would change nothing."""
     owned = {id(p) for p in model.parameters()}
     if owned and not any(id(p) in owned for p in getattr(optimizer, "params", ())):
         warnings.warn("fit: the optimizer holds none of the model's parameters, so training "
                       "changes nothing; build it with optimizer(model.parameters(), ...)",
-                      stacklevel=2)
-    if not check_normalized(x_train, "fit: the training inputs (train_data[0])", stacklevel=2):
-        check_normalized(x_val, "fit: the validation inputs (val_data[0])", stacklevel=2)
-    rng = np.random.default_rng(seed)
-    loader = DataLoader(x_train, y_train, batch_size, shuffle=True, augment=augment,
-                        drop_last=drop_last, rng=rng, check_inputs=False)
-    history, start = History(), Position()
+                      stacklevel=3)
+
+
+def _open_run(model, optimizer, loader, out_dir, resume, config):
+    """``(history, start position)``: empty for a new run, from the checkpoint on resume
+    (restoring model and optimizer; the data Generator is restored by ``train_epoch``)."""
     if out_dir is not None:
         remove_stale_temps(out_dir, RUN_FILES)
-    if resume:
-        if out_dir is None:
-            raise ValueError("resume=True needs the out_dir that holds checkpoint.npz")
-        path = os.path.join(out_dir, CHECKPOINT)
-        # the data Generator is restored by train_epoch from the position's rng_state
-        history, start = load_checkpoint(path, model, optimizer, config=config)
-        if start.step > len(loader):
-            raise ValueError(f"checkpoint {path!r}: field 'position.step' is {start.step}, but "
-                             f"an epoch of {len(x_train)} samples in batches of {batch_size} "
-                             f"has {len(loader)} steps; it was written for other data")
-    folder = _RunFolder(model, optimizer, rng, history, out_dir, config)
-    trainer = _Trainer(model, loss_fn, optimizer, loader, folder)
-    model.train()
-    with _DeferredInterrupt() as trainer.interrupt:
-        try:
-            for epoch in range(start.epoch, int(epochs)):
-                if schedule is not None:
-                    optimizer.lr = schedule.lr_at(epoch)
-                part = start if epoch == start.epoch else Position(epoch)
-                began = time.perf_counter() - part.seconds
-                with tqdm(total=len(loader), initial=part.step, desc=f"epoch {epoch + 1}/{epochs}",
-                          disable=not bar_on, dynamic_ncols=True) as bar:
-                    train_loss, train_acc = trainer.train_epoch(part, bar, began)
-                    val_loss, val_acc = evaluate(model, loss_fn, x_val, y_val, eval_batch_size)
-                    if not math.isfinite(val_loss):
-                        folder.save_history()
-                        raise NonFiniteLossError(
-                            f"the validation loss is {val_loss} after epoch {epoch + 1} "
-                            f"(iteration {part.step}), although every weight is finite; "
-                            f"training stopped. {folder.last_good()}")
-                    bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}",
-                                    val_acc=f"{val_acc:.3f}")
-                history.add_epoch(epoch=epoch + 1, train_loss=train_loss, train_acc=train_acc,
-                                  val_loss=val_loss, val_acc=val_acc, lr=optimizer.lr,
-                                  seconds=time.perf_counter() - began,
-                                  iterations=len(history.iteration_loss))
-                if lines_on:
-                    print(epoch_line(history.epochs[-1], epochs), flush=True)
-                folder.end_epoch(val_acc)
-                if trainer.interrupt.requested:
-                    raise folder.interrupted()
-        except Interrupted:
-            raise
-        except KeyboardInterrupt:
-            # mid-step: a second Ctrl-C (or one outside the main thread, or raised by the
-            # code): history only; the checkpoint on disk is the last one written completely
-            folder.save_history()
-            raise folder.interrupted(mid_step=True, again=trainer.interrupt.requested) from None
-    return history
+    if not resume:
+        return History(), Position()
+    if out_dir is None:
+        raise ValueError("resume=True needs the out_dir that holds checkpoint.npz")
+    path = os.path.join(out_dir, CHECKPOINT)
+    history, start = load_checkpoint(path, model, optimizer, config=config)
+    if start.step > len(loader):
+        raise ValueError(f"checkpoint {path!r}: field 'position.step' is {start.step}, but "
+                         f"an epoch of {len(loader.x)} samples in batches of "
+                         f"{loader.batch_size} has {len(loader)} steps; it was written for "
+                         f"other data")
+    return history, start
+
+
+def _check_schedule(schedule, epochs, steps_per_epoch):
+    """A schedule that cannot give the run's last rate fails now, not mid-run."""
+    if schedule is not None and epochs > 0:
+        last = epochs * steps_per_epoch - 1 if _per_step(schedule) else epochs - 1
+        schedule.lr_at(last)
+
+
+def _per_step(schedule):
+    return bool(getattr(schedule, "per_step", False))
+
+
+class _Hooks:
+    """The callbacks of a run, the LivePlot that ``progress="plot"`` adds in a notebook,
+    and how progress is shown (``bar``, ``lines``, ``quiet``)."""
+
+    def __init__(self, callbacks, progress, val_data):
+        self.callbacks = list(callbacks)
+        if progress == "plot" and in_notebook():
+            self.callbacks.append(LivePlot())
+        self.bar = progress in ("bar", True)
+        self.lines = progress == "lines" or (progress == "plot" and not in_notebook())
+        self.quiet = progress is False
+        needy = [c for c in self.callbacks if getattr(c, "needs_validation", False)]
+        if needy and val_data is None:
+            raise ValueError(f"fit: {needy[0]!r} needs validation data, but val_data is None")
+
+    def call(self, hook, history, model):
+        for callback in self.callbacks:
+            method = getattr(callback, hook, None)
+            if method is not None:
+                method(history, model)
 
 
 class _Trainer:
-    """What one epoch of training needs: the model, loss, optimizer, data, run folder and
-    the Ctrl-C flag."""
+    """A run's training: the model, loss, optimizer, data, run folder, schedule, callbacks
+    and the Ctrl-C flag; :meth:`run` is the loop over epochs."""
 
-    def __init__(self, model, loss_fn, optimizer, loader, folder):
+    def __init__(self, model, loss_fn, optimizer, loader, folder, schedule, hooks):
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.loader, self.folder, self.interrupt = loader, folder, None
+        self.schedule, self.hooks = schedule, hooks
+        self.history = folder.history
+
+    def run(self, start, epochs, val_data, eval_batch_size):
+        """Train epochs ``start.epoch + 1 .. epochs``, stopping early on StopTraining."""
+        with _DeferredInterrupt() as self.interrupt:
+            try:
+                for epoch in range(start.epoch, epochs):
+                    part = start if epoch == start.epoch else Position(epoch)
+                    self.epoch(part, epochs, val_data, eval_batch_size)
+            except StopTraining as stop:
+                if not self.hooks.quiet:
+                    print(stop, flush=True)
+            except Interrupted:
+                raise
+            except KeyboardInterrupt:
+                # mid-step: a second Ctrl-C (or one outside the main thread, or raised by the
+                # code): history only; the checkpoint on disk is the last one written completely
+                self.folder.save_history()
+                raise self.folder.interrupted(mid_step=True,
+                                              again=self.interrupt.requested) from None
+
+    def epoch(self, part, epochs, val_data, eval_batch_size):
+        """One epoch from ``part`` on: train, validate, record, checkpoint, call the hooks."""
+        if self.schedule is not None and not _per_step(self.schedule):
+            self.optimizer.lr = self.schedule.lr_at(part.epoch)
+        began = time.perf_counter() - part.seconds
+        with tqdm(total=len(self.loader), initial=part.step, disable=not self.hooks.bar,
+                  desc=f"epoch {part.epoch + 1}/{epochs}", dynamic_ncols=True) as bar:
+            train_loss, train_acc = self.train_epoch(part, bar, began)
+            val_loss, val_acc = self.validate(part, val_data, eval_batch_size)
+            bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}",
+                            **({} if val_acc is None else {"val_acc": f"{val_acc:.3f}"}))
+        self.history.add_epoch(epoch=part.epoch + 1, train_loss=train_loss, train_acc=train_acc,
+                               val_loss=val_loss, val_acc=val_acc, lr=self.optimizer.lr,
+                               seconds=time.perf_counter() - began,
+                               iterations=len(self.history.iteration_loss))
+        if self.hooks.lines:
+            print(epoch_line(self.history.epochs[-1], epochs), flush=True)
+        self.folder.end_epoch(val_acc)
+        self.hooks.call("on_epoch_end", self.history, self.model)
+        if self.interrupt.requested:
+            raise self.folder.interrupted()
+
+    def validate(self, part, val_data, eval_batch_size):
+        """``(loss, accuracy)`` on the validation data, ``(None, None)`` without any."""
+        if val_data is None:
+            return None, None
+        val_loss, val_acc = evaluate(self.model, self.loss_fn, *val_data, eval_batch_size)
+        if not math.isfinite(val_loss):
+            self.folder.save_history()
+            raise NonFiniteLossError(
+                f"the validation loss is {val_loss} after epoch {part.epoch + 1} "
+                f"(iteration {part.step}), although every weight is finite; "
+                f"training stopped. {self.folder.last_good()}")
+        return val_loss, val_acc
 
     def train_epoch(self, part, bar, began):
         """Train on the minibatches of one epoch from ``part`` (a :class:`Position`) on;
@@ -261,44 +337,55 @@ class _Trainer:
             if step < part.step:
                 continue  # resuming mid-epoch: these batches were trained on already
             if self.interrupt.requested:
-                part.seconds = time.perf_counter() - began
-                self.folder.save(part)
+                self.save_mid_epoch(part, began)
                 raise self.folder.interrupted()
-            loss, correct = self.train_step(xb, yb)
-            if not math.isfinite(loss):
-                self.folder.save_history()
-                raise NonFiniteLossError(
-                    f"the training loss is {loss} at epoch {part.epoch + 1}, iteration "
-                    f"{step + 1}; training stopped. {self.folder.last_good()} "
-                    "Try a smaller learning rate.")
-            bad = _non_finite_state(self.model)
-            if bad:
-                self.folder.save_history()
-                raise NonFiniteWeightsError(
-                    f"{_names(bad)} of the model became NaN or infinite in the update of "
-                    f"epoch {part.epoch + 1}, iteration {step + 1} (its loss was {loss:.4g}); "
-                    f"training stopped. {self.folder.last_good()} Try a smaller learning rate.")
-            self.folder.history.iteration_loss.append(loss)
-            part.step, part.seen = step + 1, part.seen + len(yb)
-            part.loss_sum += loss * len(yb)
-            part.correct += correct
+            self.train_step(xb, yb, part, step)
             bar.update(1)
             bar.set_postfix(loss=f"{part.loss_sum / part.seen:.3f}",
                             acc=f"{part.correct / part.seen:.3f}", refresh=False)
+            try:
+                self.hooks.call("on_step_end", self.history, self.model)
+            except StopTraining:
+                self.save_mid_epoch(part, began)
+                raise
         return part.loss_sum / part.seen, part.correct / part.seen
 
-    def train_step(self, xb, yb):
-        """One forward/backward/update on a minibatch; returns (loss, number correct).
+    def save_mid_epoch(self, part, began):
+        part.seconds = time.perf_counter() - began
+        self.folder.save(part)
 
-        The update is skipped when the loss is not finite.
+    def train_step(self, xb, yb, part, step):
+        """One forward, backward and update on a minibatch, counted into ``part``.
+
+        The loss is checked before anything changes the model or the optimizer: a
+        NaN/inf loss raises :class:`NonFiniteLossError` with the weights as they were
+        before the step. Weights or buffers made non-finite by the update raise
+        :class:`NonFiniteWeightsError`.
         """
+        if self.schedule is not None and _per_step(self.schedule):
+            self.optimizer.lr = self.schedule.lr_at(len(self.history.iteration_loss))
         scores = self.model(xb)
         loss = self.loss_fn(scores, yb)
-        if math.isfinite(loss):
-            self.optimizer.zero_grad()
-            self.model.backward(self.loss_fn.backward(), input_grad=False)
-            self.optimizer.step()
-        return loss, int(np.sum(scores.argmax(axis=1) == yb))
+        if not math.isfinite(loss):
+            self.folder.save_history()
+            raise NonFiniteLossError(
+                f"the training loss is {loss} at epoch {part.epoch + 1}, iteration "
+                f"{step + 1}; training stopped. {self.folder.last_good()} "
+                "Try a smaller learning rate.")
+        self.optimizer.zero_grad()
+        self.model.backward(self.loss_fn.backward(), input_grad=False)
+        self.optimizer.step()
+        bad = _non_finite_state(self.model)
+        if bad:
+            self.folder.save_history()
+            raise NonFiniteWeightsError(
+                f"{_names(bad)} of the model became NaN or infinite in the update of "
+                f"epoch {part.epoch + 1}, iteration {step + 1} (its loss was {loss:.4g}); "
+                f"training stopped. {self.folder.last_good()} Try a smaller learning rate.")
+        self.history.iteration_loss.append(loss)
+        part.step, part.seen = step + 1, part.seen + len(yb)
+        part.loss_sum += loss * len(yb)
+        part.correct += int(np.sum(scores.argmax(axis=1) == yb))
 
 
 def _non_finite_state(model):
@@ -352,13 +439,16 @@ class _RunFolder:
             self.save_history()
 
     def end_epoch(self, val_acc):
-        """Write best.npz (only if ``val_acc`` beats every earlier epoch) and the checkpoint."""
+        """Write best.npz (only if ``val_acc`` beats every earlier epoch; never without
+        validation, ``val_acc=None``) and the checkpoint."""
         position = Position(len(self.history), rng_state=self.rng.bit_generator.state)
+        better = val_acc is not None and val_acc > self.best_acc
         if self.out_dir is not None:
             self.check_finite(position)
-            if val_acc > self.best_acc:
+            if better:
                 self.model.save(self.path(BEST))
-        self.best_acc = max(self.best_acc, val_acc)
+        if better:
+            self.best_acc = val_acc
         self.save(position, checked=True)
 
     def last_good(self):

@@ -9,6 +9,7 @@ _LAZY = {
     ".curves": ["draw_histories", "ema", "plot_histories", "plot_runs"],
     ".figures": ["DPI", "MIN_FONT", "confusion_figure", "confusion_matrix",
                  "feature_maps_figure", "filters_figure", "first_conv", "layer_output",
+                 "layer_title", "mistakes_first",
                  "pool_routing", "pool_routing_figure", "predictions_figure",
                  "strongest_maps_figure", "to_display"],
     ".png": ["save_png"],

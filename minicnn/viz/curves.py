@@ -2,8 +2,10 @@
 
     minicnn-plot runs/a runs/b -o curves.png     # or: python -m minicnn.viz.curves ...
 
-Left: the loss of every iteration, raw (faint) and smoothed with an exponential moving
-average, with dotted lines at epoch boundaries (named in the legend). Right: train
+Left: the loss of every iteration, raw (faint) and smoothed with a bias-corrected
+exponential moving average (no lag from a start at zero or at the first value), with
+dotted lines at epoch boundaries (named in the legend), on a log axis when the loss spans
+more than a power of ten. Right: train
 (dashed) and validation (solid) accuracy per epoch. Runs are overlaid, labelled by their
 folder name; each run has its own colour, marker and line width (earlier runs wider), so
 two identical runs still show both lines.
@@ -19,7 +21,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..serialization import error_message
-from ..training.history import History
 from .png import save_png
 
 
@@ -32,6 +33,18 @@ def ema(values, beta=0.9):
         s = beta * s + (1 - beta) * v
         out[t - 1] = s / (1 - beta ** t)
     return out
+
+
+def spans_decades(curves, decades=1.0):
+    """True when the positive values of ``curves`` (a list of arrays) span more than
+    ``decades`` powers of ten, and none is zero or negative: then a log axis shows the
+    late, slow part of a loss curve as clearly as the early drop."""
+    values = np.concatenate([np.asarray(c, dtype=np.float64) for c in curves]) if curves \
+        else np.empty(0)
+    values = values[np.isfinite(values)]
+    if values.size == 0 or values.min() <= 0:
+        return False
+    return bool(np.log10(values.max() / values.min()) > decades)
 
 
 #: The smallest font on the curves, in points at the saved size (figure dpi = PNG dpi).
@@ -63,12 +76,14 @@ def draw_histories(fig, histories, labels, smoothing=0.9, title=None):
     n = len(histories)
     bounds = [tuple(h["iterations"][:-1]) for h in histories]
     shared = all(b == bounds[0] for b in bounds)
+    smoothed = []
     for i, (h, label) in enumerate(zip(histories, labels)):
         colour, style = f"C{i}", run_style(i, n)
         steps = np.arange(1, len(h.iteration_loss) + 1)
         if len(steps):
             ax_loss.plot(steps, h.iteration_loss, color=colour, alpha=0.25, linewidth=0.8)
             smooth = ema(h.iteration_loss, smoothing) if smoothing else h.iteration_loss
+            smoothed.append(smooth)
             every = max(1, len(steps) // 8)
             ax_loss.plot(steps, smooth, color=colour, label=label,
                          markevery=(i * every // n, every), **style)
@@ -78,14 +93,18 @@ def draw_histories(fig, histories, labels, smoothing=0.9, title=None):
                 ax_loss.axvline(boundary + 0.5, **line)
         ax_acc.plot(h["epoch"], h["train_acc"], color=colour, linestyle="--",
                     label=f"{label} train", **style)
-        ax_acc.plot(h["epoch"], h["val_acc"], color=colour, label=f"{label} validation",
-                    **style)
+        if any(v is not None for v in h["val_acc"]):  # None: trained without validation
+            val = [np.nan if v is None else v for v in h["val_acc"]]
+            ax_acc.plot(h["epoch"], val, color=colour, label=f"{label} validation", **style)
+    log = spans_decades(smoothed)
+    if log:  # else everything after the first drop is squeezed into the bottom of the plot
+        ax_loss.set_yscale("log")
     if any(bounds):
         ax_loss.plot([], [], **_BOUNDARY,
                      label="epoch boundary" if shared else "epoch boundary (run's colour)")
     ax_loss.set_title("Training loss per iteration (faint: raw, bold: smoothed)",
                       fontsize=11)
-    ax_loss.set(xlabel="iteration", ylabel="loss")
+    ax_loss.set(xlabel="iteration", ylabel="loss (log scale)" if log else "loss")
     ax_acc.set_title("Accuracy per epoch (dashed: train, solid: validation)", fontsize=11)
     ax_acc.set(xlabel="epoch", ylabel="accuracy")
     ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
@@ -103,12 +122,13 @@ def plot_histories(histories, labels=None, path=None, smoothing=0.9, figsize=(11
     """Draw histories side by side; returns the Figure and, given ``path``, writes a PNG of
     ``figsize * dpi`` pixels atomically.
 
-    - histories: list of :class:`History` (or a single one)
+    - histories: list of :class:`minicnn.training.History` (or a single one; anything
+      with ``iteration_loss`` and columns ``h["epoch"]``, ... draws)
     - labels: legend names, one per history (default "run 1", "run 2", ...)
     - smoothing: EMA factor for the loss curve, 0 for none
     - title: optional heading over both plots
     """
-    if isinstance(histories, History):
+    if hasattr(histories, "iteration_loss"):
         histories = [histories]
     labels = labels or [f"run {i + 1}" for i in range(len(histories))]
     fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
@@ -120,6 +140,7 @@ def plot_histories(histories, labels=None, path=None, smoothing=0.9, figsize=(11
 
 def plot_runs(run_dirs, path=None, **kwargs):
     """:func:`plot_histories` of the ``history.json`` in each run folder, labelled by folder name."""
+    from ..training.history import History  # the command line's part; viz draws, not reads
     histories = [History.load(os.path.join(d, "history.json")) for d in run_dirs]
     labels = [os.path.basename(os.path.normpath(d)) for d in run_dirs]
     return plot_histories(histories, labels, path=path, **kwargs)

@@ -26,7 +26,7 @@ from matplotlib.textpath import TextToPath
 from matplotlib.ticker import MaxNLocator
 
 from .. import functional as F
-from ..layers import BatchNorm2D, Conv2D, LeakyReLU, MaxPool2D, ReLU
+from ..layers import BatchNorm2D, Conv2D, LeakyReLU, Linear, MaxPool2D, ReLU
 from ..layers.summary import run_recorded
 from ..models import Sequential
 from .png import save_png
@@ -203,6 +203,35 @@ def _named_layer(model, layer):
                     f"such as '3.body.0', got {layer!r}")
 
 
+def layer_title(model, name):
+    """How a learner names layer ``name`` (a dotted name) of ``model``.
+
+    Convolutions and linear layers are numbered in the order the model lists them:
+    ``conv1``, ``conv2``, ..., ``fc1``, ...; any other layer is named by the chain from
+    the nearest of those before it in the same Sequential, e.g. ``conv1 → BatchNorm2D →
+    ReLU``; with none before it, by its type and dotted name, ``MaxPool2D (3.pool)``.
+    """
+    numbered, counts = {}, {"conv": 0, "fc": 0}
+    for n, m in model.named_modules():
+        kind = "conv" if isinstance(m, Conv2D) else "fc" if isinstance(m, Linear) else None
+        if kind:
+            counts[kind] += 1
+            numbered[n] = f"{kind}{counts[kind]}"
+    if name in numbered:
+        return numbered[name]
+    target = model.get_submodule(name)
+    parent_name, _, local = name.rpartition(".")
+    parent = model.get_submodule(parent_name)
+    chain = [type(target).__name__]
+    if isinstance(parent, Sequential) and local.isdigit():
+        for i in range(int(local) - 1, -1, -1):
+            before = f"{parent_name}.{i}" if parent_name else str(i)
+            if before in numbered:
+                return " → ".join([numbered[before]] + chain[::-1])
+            chain.append(type(parent[i]).__name__)
+    return f"{type(target).__name__} ({name})"
+
+
 def layer_output(model, image, layer):
     """Output of one layer inside ``model`` (eval mode) for one input ``image`` (C, H, W):
     an array (1, ...). ``layer`` is an index into a Sequential (may be negative) or a
@@ -235,8 +264,7 @@ def feature_maps_figure(model, image, index, path=None, fig=None, max_maps=64):
     ax.set_title("input", fontsize=9)
     ax.axis("off")
     ax = right.add_subplot()
-    label, layer = _named_layer(model, index)
-    name = f"({label}) {layer._describe()}"
+    name = layer_title(model, _named_layer(model, index)[0])
     if out.ndim == 3:
         maps = out[:max_maps].astype(np.float64)
         lo = maps.min(axis=(1, 2), keepdims=True)
@@ -280,7 +308,7 @@ def strongest_maps_figure(model, image, index=None, k=8, shown=None, path=None, 
       (e.g. the uint8 original of a normalised input)
     """
     index = first_block_end(model) if index is None else index
-    label, layer = _named_layer(model, index)
+    label, _ = _named_layer(model, index)
     out = layer_output(model, image, index)[0]
     if out.ndim != 3:
         raise ValueError(f"strongest_maps_figure: layer {index} gives {out.shape}, not maps")
@@ -307,7 +335,7 @@ def strongest_maps_figure(model, image, index=None, k=8, shown=None, path=None, 
         fig.colorbar(im, ax=axes.tolist(), shrink=0.8, label="activation")
     width, _ = _inches(fig)
     fig.suptitle(wrap(f"The {len(order)} strongest of {len(out)} feature maps (largest mean "
-                      f"|activation|) after ({label}) {layer._describe()}", width * 0.9, 10),
+                      f"|activation|) after {layer_title(model, label)}", width * 0.9, 10),
                  fontsize=10)
     return _finish(fig, path)
 
@@ -464,6 +492,13 @@ def confusion_figure(y_true, y_pred, class_names, path=None, fig=None):
     ax.set_title(f"Confusion matrix: images per (true, predicted) class\n"
                  f"{counts.sum()} images, accuracy {accuracy:.1%}", fontsize=10)
     return _finish(fig, path)
+
+
+def mistakes_first(y_true, y_pred, n):
+    """Indices of ``n`` samples to show: the wrong predictions first (in data order), then
+    right ones, so a panel of a good model's predictions still shows what it gets wrong."""
+    wrong = np.asarray(y_true) != np.asarray(y_pred)
+    return np.argsort(~wrong, kind="stable")[:n]
 
 
 def predictions_figure(images, y_true, y_pred, class_names, path=None, fig=None, cols=8):

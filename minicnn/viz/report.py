@@ -48,7 +48,7 @@ def report_figure(model, history, x_test, y_test, classes, images=None, title=""
 
     Top: loss and accuracy curves. Below: the confusion matrix; the first Conv2D's filters
     and its strongest feature maps for the first test image (left out for a network
-    without a top-level Conv2D); sample predictions.
+    without a top-level Conv2D); sample predictions, mistakes first.
     """
     pred = predict(model, x_test).argmax(axis=1)
     accuracy = float(np.mean(pred == y_test))
@@ -71,7 +71,9 @@ def report_figure(model, history, x_test, y_test, classes, images=None, title=""
     viz.confusion_figure(y_test, pred, classes, fig=left)
     cols = 4 if has_conv else 6
     n = min(-(-num_samples // cols) * cols, len(x_test))  # whole rows
-    viz.predictions_figure(shown[:n], y_test[:n], pred[:n], classes, fig=right, cols=cols)
+    order = viz.mistakes_first(y_test, pred, n)
+    viz.predictions_figure(shown[order], y_test[order], pred[order], classes, fig=right,
+                           cols=cols)
     return page
 
 
@@ -117,8 +119,9 @@ def run_report(run_dir, *, model=None, test_data=None, classes=None, images=None
     name = os.path.basename(os.path.normpath(run_dir))
     about = f"{config['model']} on {config['dataset']}, " if config else ""
     epochs = f"{len(history)} epoch{'' if len(history) == 1 else 's'}"
+    best = history.best_val_acc
     title = (f"{name}: {about}{epochs}, best validation accuracy "
-             f"{max(history['val_acc'], default=float('nan')):.1%}; ")
+             f"{f'{best:.1%}' if np.isfinite(best) else 'none'}; ")
     return report_figure(model, history, x_test, y_test, classes, images, title, label=name)
 
 

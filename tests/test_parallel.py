@@ -1,0 +1,204 @@
+"""minicnn's threads (minicnn.parallel): the setting, the pool, and results that are
+bit-identical for any thread count, because the chunks depend on the shapes only and
+sums over chunks are added in chunk order."""
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn import functional as F
+from minicnn import layers as L
+from minicnn import parallel
+from minicnn.functional import conv as conv_mod
+from minicnn.models import Sequential
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def threads():
+    """Restores the thread count a test changes."""
+    before = parallel.get_num_threads()
+    yield
+    parallel.set_num_threads(before)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks and bands small enough that small inputs are cut into many of them."""
+    monkeypatch.setattr(parallel, "CHUNK_BYTES", 512)
+    monkeypatch.setattr(conv_mod, "BAND_BYTES", 4096)
+
+
+# -- the setting -------------------------------------------------------------------------
+def test_set_and_get_num_threads(threads):
+    minicnn.set_num_threads(3)
+    assert minicnn.get_num_threads() == parallel.get_num_threads() == 3
+    minicnn.set_num_threads(1)
+    assert minicnn.get_num_threads() == 1
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True, None])
+def test_set_num_threads_refuses_anything_but_a_positive_int(bad, threads):
+    with pytest.raises(ValueError, match=r"set_num_threads: n must be a positive int, got"):
+        minicnn.set_num_threads(bad)
+
+
+def test_default_is_the_cpus_this_process_may_use(monkeypatch):
+    monkeypatch.delenv(parallel.ENV, raising=False)
+    assert parallel.default_num_threads() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv(parallel.ENV, "5")
+    assert parallel.default_num_threads() == 5
+    for bad in ("0", "two", ""):
+        monkeypatch.setenv(parallel.ENV, bad)
+        with pytest.raises(ValueError, match=f"MINICNN_NUM_THREADS must be a positive int, got '{bad}'"):
+            parallel.default_num_threads()
+
+
+def test_environment_sets_the_default_in_a_fresh_process():
+    code = "import minicnn; print(minicnn.get_num_threads())"
+    env = dict(os.environ, MINICNN_NUM_THREADS="3", PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True).stdout
+    assert out.strip() == "3"
+
+
+# -- splitting ----------------------------------------------------------------------------
+@pytest.mark.parametrize("n, parts", [(10, 3), (3, 10), (7, 1), (1, 1), (8, 4), (5, 0)])
+def test_split_covers_the_range_in_order_near_equally(n, parts):
+    ranges = parallel.split(n, parts)
+    assert ranges[0][0] == 0 and ranges[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    sizes = [j - i for i, j in ranges]
+    assert len(sizes) == max(1, min(n, parts)) and max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
+
+
+def test_outer_blocks_cut_along_the_outermost_axis_in_memory(monkeypatch):
+    monkeypatch.setattr(parallel, "CHUNK_BYTES", 64)
+    a = np.zeros((4, 8, 3, 2), np.float32)  # 768 bytes: 12 blocks wanted, 4 rows there
+    assert all(b[0] != slice(None) for b in parallel.outer_blocks(a)) and len(parallel.outer_blocks(a)) == 4
+    t = np.zeros((8, 3, 2, 4), np.float32).transpose(3, 0, 1, 2)  # batch-last: axis 1 outermost
+    blocks = parallel.outer_blocks(t)
+    assert len(blocks) == 8 and all(len(b) == 2 and b[0] == slice(None) for b in blocks)
+    assert parallel.outer_blocks(np.float32(1.0)) == [()]
+
+
+# -- running ----------------------------------------------------------------------------
+def test_run_returns_results_in_order_and_uses_the_threads(threads):
+    parallel.set_num_threads(3)
+    seen, barrier = set(), threading.Barrier(3, timeout=10)
+
+    def f(i):
+        if i < 3:
+            barrier.wait()  # only passes if three threads run calls at the same time
+        seen.add(threading.get_ident())
+        return i * i
+
+    assert parallel.run(f, range(12)) == [i * i for i in range(12)]
+    assert len(seen) == 3
+
+
+def test_run_with_one_thread_stays_in_the_caller(threads):
+    parallel.set_num_threads(1)
+    idents = parallel.run(lambda i: threading.get_ident(), range(5))
+    assert set(idents) == {threading.get_ident()}
+
+
+def test_run_raises_the_error_of_a_call_after_the_others_finish(threads):
+    parallel.set_num_threads(2)
+    done = []
+
+    def f(i):
+        if i == 1:
+            raise KeyError("chunk 1")
+        done.append(i)
+
+    with pytest.raises(KeyError, match="chunk 1"):
+        parallel.run(f, range(6))
+    assert sorted(done) == [0, 2, 3, 4, 5]
+
+
+def test_nested_runs_stay_inline(threads):
+    parallel.set_num_threads(2)
+    inner = parallel.run(lambda i: parallel.run(lambda j: (i, j, threading.get_ident()), range(3)),
+                         range(4))
+    for i, calls in enumerate(inner):
+        assert [c[:2] for c in calls] == [(i, 0), (i, 1), (i, 2)]
+        assert len({c[2] for c in calls}) == 1  # all calls of one inner run on one thread
+
+
+def test_blas_is_limited_to_one_thread_once_a_kernel_ran():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    F.relu_forward(np.ones(3))
+    blas = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+    assert blas and all(p["num_threads"] == 1 for p in blas)
+
+
+# -- bit-identical for any thread count ----------------------------------------------------
+def network(seed):
+    rng = np.random.default_rng(seed)
+    return Sequential(
+        L.Conv2D(3, 8, 3, padding=1, seed=rng), L.BatchNorm2D(8), L.ReLU(),
+        L.Conv2D(8, 8, 3, padding=1, seed=rng), L.BatchNorm2D(8), L.ReLU(),  # gather route
+        L.MaxPool2D(3, 2, 1),
+        L.Conv2D(8, 16, 5, padding=2, seed=rng), L.ReLU(),  # scatter route, bands >= 4 rows
+        L.Conv2D(16, 16, 3, stride=2, padding=1, seed=rng), L.BatchNorm2D(16), L.ReLU(),
+        L.MaxPool2D(2), L.Flatten(), L.Linear(16 * 2 * 2, 12, seed=rng), L.BatchNorm1D(12),
+        L.ReLU(), L.Linear(12, 5, seed=rng))
+
+
+def run_network(dtype):
+    model = network(0).astype(dtype)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 3, 15, 14)).astype(dtype)
+    out = model(x)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = model.backward(dout)
+    return [out, dx] + [p.grad.copy() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_training_step_is_bit_identical_for_1_2_3_threads(small_chunks, threads, dtype):
+    results = {}
+    for n in (1, 2, 3):
+        parallel.set_num_threads(n)
+        results[n] = run_network(dtype)
+    for n in (2, 3):
+        for got, want in zip(results[n], results[1]):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_conv_backward_sums_bands_in_a_fixed_order(small_chunks, threads):
+    """Many bands of the scatter and the gather route: dw adds many partial sums, whose
+    order would show in float32 if it followed the threads."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 6, 20, 9)).astype(np.float32)
+    cases = [(rng.standard_normal(shape).astype(np.float32), stride)
+             for shape, stride in (((6, 6, 3, 3), (1, 1)),    # gather
+                                   ((9, 6, 7, 3), (1, 1)),    # scatter, F > C
+                                   ((6, 6, 3, 3), (2, 1)))]   # scatter, strided
+    results = {}
+    for n in (1, 2, 3):
+        parallel.set_num_threads(n)
+        results[n] = []
+        for w, stride in cases:
+            out, cache = F.conv2d_forward(x, w, None, stride, (1, 1))
+            results[n] += [out, *F.conv2d_backward(np.cos(out), cache)]
+    for n in (2, 3):
+        for got, want in zip(results[n], results[1]):
+            np.testing.assert_array_equal(got, want)
+    assert len(conv_mod._bands(6 * 9, 20, 9 * 4, 4)) > 3  # the case really has many bands
+
+
+def test_scatter_bands_are_tall_enough_for_even_and_odd_passes(small_chunks):
+    """A band of R rows of a kh x kh, stride s conv reads kh - s input rows beyond its
+    own: every band has R >= ceil(kh / s) - 1, so two even bands never share a row."""
+    for kh, s in ((7, 1), (5, 2), (3, 1), (3, 3)):
+        bands = conv_mod._bands(100, 23, 50, 4, -(-kh // s) - 1)
+        assert len(bands) > 2 and min(b1 - b0 for b0, b1 in bands) >= -(-kh // s) - 1
+        for (_, a1), (c0, _) in zip(bands[0::2], bands[2::2]):
+            assert (a1 - 1) * s + kh <= c0 * s  # last row read by one < first row of the next
