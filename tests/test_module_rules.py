@@ -333,3 +333,29 @@ def test_fit_warns_when_the_optimizer_holds_none_of_the_models_parameters():
         warnings.simplefilter("error", UserWarning)
         fit(model, SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.1), (x, y), (x, y),
             1, 4, progress=False)
+
+
+def test_a_layer_set_as_an_attribute_of_a_sequential_is_an_error_not_ignored():
+    seq = Sequential(Linear(2, 2))
+    seq.extra = Linear(2, 3)
+    for call in (seq.parameters, seq.state_dict, lambda: list(seq.modules())):
+        with pytest.raises(TypeError, match="Sequential: attribute 'extra' holds a layer that "
+                                            "forward does not run.*append"):
+            call()
+    seq.extra = None
+    assert list(seq.state_dict()) == ["0.weight", "0.bias"]
+
+
+def test_a_layer_that_contains_itself_is_refused_by_state_dict():
+    holder = Holder([Linear(2, 2)])
+    holder.again = holder
+    with pytest.raises(ValueError, match="Holder: layer 'again' contains itself"):
+        holder.state_dict()
+    assert len(holder.parameters()) == 2  # each parameter once
+
+
+def test_from_torch_takes_only_a_torch_module():
+    pytest.importorskip("torch")
+    from minicnn.export import from_torch
+    with pytest.raises(TypeError, match="from_torch: expected a torch.nn.Module, got int"):
+        from_torch(3)
