@@ -3,7 +3,8 @@ import math
 
 from .. import functional as F
 from . import checks as C
-from .base import Layer, as_generator
+from .base import Layer
+from .checks import as_generator
 
 
 class ReLU(Layer):

@@ -33,30 +33,11 @@ from ..grad_mode import is_grad_enabled
 from ..parameter import Parameter
 from ..serialization import MODEL_MARKER, load_weights, save_npz
 from . import calls as C
-from .checks import float_dtype
+from .checks import as_generator, float_dtype, short  # noqa: F401 - as_generator, short: their old home
 from .state import check_state, names_of, read, state_entries, walk_members, write
 from .summary import print_summary
 
 _INTERNAL = {"_calls", "_buffer_names", "_start", "training"}
-
-
-def short(p):
-    """(3, 3) -> 3 for a readable repr; (3, 5) stays a pair."""
-    return p[0] if p[0] == p[1] else p
-
-
-def as_generator(seed, owner="layer"):
-    """A numpy Generator from a seed (a non-negative int, a SeedSequence or BitGenerator),
-    an existing Generator, or None (fresh entropy); one line naming ``owner`` otherwise."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if isinstance(seed, (np.random.SeedSequence, np.random.BitGenerator)):
-        return np.random.default_rng(seed)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                             or seed < 0):
-        raise TypeError(f"{owner}: seed must be a non-negative int, a numpy Generator or None, "
-                        f"got {seed!r}")
-    return np.random.default_rng(seed)
 
 
 class BufferNameError(KeyError, ValueError):

@@ -78,3 +78,22 @@ def number(owner, name, value, low=None, high=None, high_open=False):
         span = f"[{low}, {high}{')' if high_open else ']'}" if high is not None else f">= {low}"
         raise ValueError(f"{owner}: {name} must be in {span} (a finite number), got {value!r}")
     return v
+
+
+def short(p):
+    """(3, 3) -> 3 for a readable repr; (3, 5) stays a pair."""
+    return p[0] if p[0] == p[1] else p
+
+
+def as_generator(seed, owner="layer"):
+    """A numpy Generator from a seed (a non-negative int, a SeedSequence or BitGenerator),
+    an existing Generator, or None (fresh entropy); one line naming ``owner`` otherwise."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, (np.random.SeedSequence, np.random.BitGenerator)):
+        return np.random.default_rng(seed)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                             or seed < 0):
+        raise TypeError(f"{owner}: seed must be a non-negative int, a numpy Generator or None, "
+                        f"got {seed!r}")
+    return np.random.default_rng(seed)

@@ -6,7 +6,8 @@ from ..functional.geometry import pair
 from ..init import weight_and_bias
 from ..parameter import Parameter
 from . import checks as C
-from .base import Layer, as_generator, short
+from .base import Layer
+from .checks import as_generator, short
 
 
 class Conv2D(Layer):

@@ -5,7 +5,8 @@ from .. import functional as F
 from ..init import weight_and_bias
 from ..parameter import Parameter
 from . import checks as C
-from .base import Layer, as_generator
+from .base import Layer
+from .checks import as_generator
 
 
 class Linear(Layer):

@@ -2,7 +2,8 @@
 from .. import functional as F
 from ..functional.geometry import pair
 from . import checks as C
-from .base import Layer, short
+from .base import Layer
+from .checks import short
 
 
 class _Pool2D(Layer):
