@@ -258,3 +258,12 @@ def test_a_transposed_input_changed_in_place_is_an_error():
     x[0, 0] += 1
     with pytest.raises(RuntimeError, match="the input that backward reads was modified"):
         model.backward(np.ones_like(out))
+
+
+def test_the_checksum_does_not_change_when_its_weights_grow():
+    """The weights are drawn once per size needed; a longer draw starts with the shorter."""
+    from minicnn.layers import calls
+    a = rng.standard_normal(10)
+    before = calls.checksum(a)
+    calls.checksum(np.zeros(calls._weights.size + 1000))  # grows the weights
+    assert calls.checksum(a) == before
