@@ -267,3 +267,29 @@ def test_the_checksum_does_not_change_when_its_weights_grow():
     before = calls.checksum(a)
     calls.checksum(np.zeros(calls._weights.size + 1000))  # grows the weights
     assert calls.checksum(a) == before
+
+
+def test_tied_weights_train_like_pytorch():
+    """Three SGD-with-momentum steps on the tied pair: the shared weight is stepped once per
+    step with the sum of both uses' gradients, in minicnn as in PyTorch."""
+    torch = pytest.importorskip("torch")
+    from minicnn.export import to_torch
+    from minicnn.losses import SoftmaxCrossEntropy
+    from minicnn.optim import SGD
+    model = tied_pair()
+    theirs = to_torch(model)
+    assert theirs[0].weight is theirs[2].weight
+    ours_opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
+    their_opt = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9)
+    loss_fn = SoftmaxCrossEntropy()
+    for _ in range(3):
+        ours_opt.zero_grad()
+        loss_fn(model(X), Y)
+        model.backward(loss_fn.backward())
+        ours_opt.step()
+        their_opt.zero_grad()
+        torch.nn.functional.cross_entropy(theirs(torch.from_numpy(X)), torch.from_numpy(Y)).backward()
+        their_opt.step()
+    for key, value in theirs.state_dict().items():
+        np.testing.assert_allclose(model.state_dict()[key], value.numpy(), rtol=1e-10, err_msg=key)
+    assert model[0].weight is model[2].weight

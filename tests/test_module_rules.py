@@ -207,6 +207,7 @@ def assert_unchanged(model, before):
     ("2.bias", np.full(4, 1e300), r"entry '2.bias' overflows float32"),
     ("1.num_batches_tracked", np.array(2.5), r"entry .1.num_batches_tracked. should hold whole numbers \(int64\)"),
     ("2.bias", [object()] * 4, r"entry '2.bias' holds object values"),
+    ("2.bias", [[1, 2], [3]], r"entry '2.bias' cannot be read as an array"),
 ])
 def test_a_bad_last_entry_changes_nothing_and_is_named(key, value, match):
     model = two_layers()
