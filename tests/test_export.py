@@ -209,3 +209,14 @@ def test_to_onnx_takes_numpy_ints_and_refuses_other_shapes(tmp_path):
     for bad in (3, (3.0,), (0,), (True,), "3"):
         with pytest.raises(TypeError, match="to_onnx: input_shape must be one sample's shape"):
             to_onnx(Sequential(L.Linear(3, 2, seed=0)), tmp_path / "n.onnx", bad)
+
+
+def test_onnx_of_a_reused_layer_and_tied_weights_matches(tmp_path):
+    lin = L.Linear(4, 4, seed=0)
+    a, b = L.Linear(4, 4, seed=1), L.Linear(4, 4, seed=2)
+    b.weight = a.weight
+    for i, net in enumerate((Sequential(lin, L.ReLU(), lin), Sequential(a, L.ReLU(), b),
+                             L.Residual(lin, shortcut=lin))):
+        x = np.random.default_rng(i).standard_normal((3, 4)).astype(np.float32)
+        np.testing.assert_allclose(onnx_outputs(net, x, tmp_path / f"{i}.onnx"), net(x),
+                                   rtol=1e-5, atol=1e-6)
