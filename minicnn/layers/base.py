@@ -17,8 +17,10 @@ The protocol a layer follows (every built-in layer does):
 
 A layer may run several times in one forward: each call keeps its own cache (a stack,
 see :mod:`.calls`), each backward takes the latest, and parameter gradients of all
-uses add up. A layer built from others calls them as ``self.body(x)`` in forward and
-calls their ``backward`` in the reverse order.
+uses add up. A layer built from others calls them as ``self.body(x)`` in forward, and
+its backward starts with ``_, dout = self.take_cache(dout)`` too (it has no cache of its
+own, but the check covers every sub-layer that ran inside it), then calls their
+``backward`` in the reverse order.
 """
 from __future__ import annotations
 
