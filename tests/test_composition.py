@@ -293,3 +293,30 @@ def test_tied_weights_train_like_pytorch():
     for key, value in theirs.state_dict().items():
         np.testing.assert_allclose(model.state_dict()[key], value.numpy(), rtol=1e-10, err_msg=key)
     assert model[0].weight is model[2].weight
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_reuse_patterns_match_pytorch(seed):
+    """Chains drawn from a pool of three Linear(4, 4) layers and ReLUs, layers repeated at
+    random and some inside a Residual: outputs, dx and every gradient as in PyTorch."""
+    torch = pytest.importorskip("torch")
+    from minicnn.export.pytorch import torch_residual_class
+    r = np.random.default_rng(seed)
+    pool = [Linear(4, 4, seed=10 * seed + i, dtype=np.float64) for i in range(3)]
+    tpool = {id(lin): torch_linear(torch, lin) for lin in pool}
+    ours, theirs = [], []
+    for _ in range(r.integers(3, 7)):
+        lin = pool[r.integers(3)]
+        kind = r.integers(3)
+        if kind == 0:
+            ours.append(lin)
+            theirs.append(tpool[id(lin)])
+        elif kind == 1:
+            ours.append(ReLU())
+            theirs.append(torch.nn.ReLU())
+        else:
+            other = pool[r.integers(3)]
+            ours.append(Residual(Sequential(lin, ReLU()), shortcut=other))
+            theirs.append(torch_residual_class(torch)(
+                torch.nn.Sequential(tpool[id(lin)], torch.nn.ReLU()), tpool[id(other)]))
+    assert_matches_torch(torch, Sequential(*ours), torch.nn.Sequential(*theirs), X, Y)
