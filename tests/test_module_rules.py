@@ -68,7 +68,7 @@ def test_no_grad_takes_no_argument():
 def test_no_grad_belongs_to_the_thread():
     """Two threads inside one decorated function at once; the main thread's mode stays on,
     and a new thread starts with grad enabled, as in PyTorch."""
-    barrier, seen = threading.Barrier(3), {}
+    barrier, seen = threading.Barrier(3, timeout=30), {}
 
     @no_grad()
     def work(name):
