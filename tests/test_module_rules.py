@@ -360,3 +360,10 @@ def test_from_torch_takes_only_a_torch_module():
     from minicnn.export import from_torch
     with pytest.raises(TypeError, match="from_torch: expected a torch.nn.Module, got int"):
         from_torch(3)
+
+
+def test_a_list_that_contains_itself_is_plain_data():
+    loop = [1]
+    loop.append(loop)
+    layer = Holder(loop)
+    assert layer.state_dict() == {} and layer.parameters() == []
