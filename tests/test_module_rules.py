@@ -367,3 +367,15 @@ def test_a_list_that_contains_itself_is_plain_data():
     loop.append(loop)
     layer = Holder(loop)
     assert layer.state_dict() == {} and layer.parameters() == []
+
+
+def test_a_summary_watches_only_its_own_thread():
+    from minicnn.layers.summary import CallRecorder
+    model, other = Sequential(Linear(3, 2, seed=0)), Sequential(ReLU(), ReLU())
+    x = np.ones((1, 3), np.float32)
+    with CallRecorder() as rec:
+        worker = threading.Thread(target=lambda: other(x))
+        worker.start()
+        worker.join()
+        model(x)
+    assert [type(c[0]).__name__ for c in rec.calls] == ["Sequential", "Linear"]

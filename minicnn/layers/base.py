@@ -93,7 +93,7 @@ class Layer:
 
     # -- calling -----------------------------------------------------------------
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        watcher = C.Watchers.active  # summary() and layer_output() watch every call
+        watcher = C.Watchers.active()  # summary() and layer_output() watch every call
         if watcher is None:
             return self.forward(x)
         row = watcher.enter(self, x)

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..grad_mode import no_grad
 
-_local = threading.local()  # .current: the Pass of this thread's outermost forward, or None
+_local = threading.local()  # .current: this thread's pass or None; .watcher: see Watchers
 
 
 class Pass:
@@ -171,7 +171,16 @@ class preserved_state:  # noqa: N801 - used like a function: with preserved_stat
 
 
 class Watchers:
-    """Who watches every ``layer(x)`` call (summary, layer_output): ``active`` is None or
-    an object with ``enter(layer, x) -> row`` and ``leave(row, out)``."""
+    """Who watches every ``layer(x)`` call of this thread (summary, layer_output):
+    ``Watchers.active()`` is None or an object with ``enter(layer, x) -> row`` and
+    ``leave(row, out)``; ``Watchers.set(w)`` replaces it and returns the one before."""
 
-    active = None
+    @staticmethod
+    def active():
+        return getattr(_local, "watcher", None)
+
+    @staticmethod
+    def set(watcher):
+        previous = getattr(_local, "watcher", None)
+        _local.watcher = watcher
+        return previous

@@ -25,11 +25,11 @@ class CallRecorder:
         call[2] = out
 
     def __enter__(self):
-        self.previous, Watchers.active = Watchers.active, self
+        self.previous = Watchers.set(self)
         return self
 
     def __exit__(self, *exc):
-        Watchers.active = self.previous
+        Watchers.set(self.previous)
         return False
 
 
