@@ -1,5 +1,7 @@
 """Composition as PyTorch allows it: a layer used twice in one forward, tied parameters,
 empty containers, and in-place changes between forward and backward."""
+import re
+
 import numpy as np
 import pytest
 
@@ -320,3 +322,21 @@ def test_random_reuse_patterns_match_pytorch(seed):
             theirs.append(torch_residual_class(torch)(
                 torch.nn.Sequential(tpool[id(lin)], torch.nn.ReLU()), tpool[id(other)]))
     assert_matches_torch(torch, Sequential(*ours), torch.nn.Sequential(*theirs), X, Y)
+
+
+def test_summary_names_each_place_of_a_reused_layer(capsys):
+    lin = Linear(4, 4, seed=0)
+    Sequential(lin, ReLU(), lin, Residual(Sequential(lin, ReLU()), shortcut=lin)).summary((4,))
+    lines = capsys.readouterr().out.splitlines()[2:-2]
+    rows = [re.split(r"(?<=\S)\s{2,}", line)[0] for line in lines]
+    assert rows == ["(0) Linear(in_features=4, out_features=4)", "(1) ReLU()",
+                    "(2) Linear(in_features=4, out_features=4)", "(3) Residual",
+                    "  (body) Sequential", "    (0) Linear(in_features=4, out_features=4)",
+                    "    (1) ReLU()", "  (shortcut) Linear(in_features=4, out_features=4)"]
+
+
+def test_summary_counts_a_reused_layer_once(capsys):
+    lin = Linear(4, 4, seed=0)
+    Sequential(lin, ReLU(), lin).summary((4,))
+    out = capsys.readouterr().out
+    assert "(shared)" in out.splitlines()[4] and "Total parameters: 20" in out

@@ -11,18 +11,23 @@ from .calls import Watchers, preserved_state
 
 
 class CallRecorder:
-    """``with CallRecorder() as rec: model(x)``, then ``rec.calls``: [layer, in shape, out]."""
+    """``with CallRecorder() as rec: model(x)``, then ``rec.calls``: [layer, in shape, out]
+    per call, and ``rec.parents``: for each call, the index of the call it ran inside
+    (None for the outermost)."""
 
     def __init__(self):
-        self.calls = []
+        self.calls, self.parents, self._open = [], [], []
 
     def enter(self, layer, x):
         call = [layer, getattr(x, "shape", None), None]
+        self.parents.append(self._open[-1] if self._open else None)
+        self._open.append(len(self.calls))
         self.calls.append(call)
         return call
 
     def leave(self, call, out):
         call[2] = out
+        self._open.pop()
 
     def __enter__(self):
         self.previous = Watchers.set(self)
@@ -33,27 +38,41 @@ class CallRecorder:
         return False
 
 
-def _tree(model):
-    """id(layer) -> (dotted name, name within its parent, depth) for every sub-layer."""
-    info = {id(model): ("", "", 0)}
-    for parent_name, parent in model.named_modules():
-        for local, child in parent.named_children():
-            if id(child) not in info:
-                name = f"{parent_name}.{local}" if parent_name else local
-                info[id(child)] = (name, local, info[id(parent)][2] + 1)
-    return info
+def _rows_names(recorder):
+    """(name within its parent, dotted name, depth, seen before) for every recorded call:
+    a layer used twice in one parent gets the name of each of its places in turn."""
+    names, uses, seen = [], {}, set()
+    for i, (layer, _, _) in enumerate(recorder.calls):
+        parent = recorder.parents[i]
+        if parent is None:
+            names.append(("", "", 0, False))
+            continue
+        places = [n for n, c in recorder.calls[parent][0].named_children() if c is layer]
+        k = uses.get((parent, id(layer)), 0)
+        uses[(parent, id(layer))] = k + 1
+        local = places[min(k, len(places) - 1)] if places else "?"
+        _, parent_name, depth, _ = names[parent]
+        full = f"{parent_name}.{local}" if parent_name else local
+        names.append((local, full, depth + 1, id(layer) in seen))
+        seen.add(id(layer))
+    return names
 
 
 def run_recorded(model, x):
     """Run ``model(x)`` leaving no trace (see ``preserved_state``); returns the recorded
     calls and the exception that stopped the forward, if any."""
+    recorder, error = _record(model, x)
+    return recorder.calls, error
+
+
+def _record(model, x):
     recorder, error = CallRecorder(), None
     with preserved_state(model), recorder:
         try:
             model(x)
         except Exception as e:  # noqa: BLE001 - reported by the caller with the rows so far
             error = e
-    return recorder.calls, error
+    return recorder, error
 
 
 def _sample_shape(input_shape):
@@ -72,20 +91,18 @@ def summary(model, input_shape):
     the total. If a layer fails, the rows computed so far are printed, then a ValueError
     names the layer and the shape it got. Modes and pending caches are left as they were."""
     x = np.zeros((1,) + _sample_shape(input_shape), dtype=model.dtype or np.float32)
-    calls, error = run_recorded(model, x)
-    info = _tree(model)
+    recorder, error = _record(model, x)
     rows, failed = [], None
-    for layer, in_shape, out in calls:
-        if id(layer) not in info or layer is model:
+    for (layer, in_shape, out), (local, full, depth, again) in zip(recorder.calls,
+                                                                    _rows_names(recorder)):
+        if depth == 0:
             continue
-        name, local, depth = info[id(layer)]
         if out is None:
-            failed = (name, layer, in_shape)
+            failed = (full, layer, in_shape)
             continue
-        desc = layer._describe()
-        n = sum(p.size for p in layer.parameters())
-        rows.append((f"{'  ' * (depth - 1)}({local}) {desc}", str((None,) + out.shape[1:]),
-                     f"{n:,}"))
+        n = "(shared)" if again else f"{sum(p.size for p in layer.parameters()):,}"
+        rows.append((f"{'  ' * (depth - 1)}({local}) {layer._describe()}",
+                     str((None,) + out.shape[1:]), n))
     total = sum(p.size for p in model.parameters())
     header = ("Layer", "Output shape", "Params")
     widths = [max(len(r[k]) for r in rows + [header]) for k in range(3)]
