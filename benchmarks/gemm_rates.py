@@ -1,11 +1,11 @@
 """GFLOP/s of the matrix products inside minicnn's convolutions, per layer shape.
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/gemm_rates.py --clock cpu
-    OPENBLAS_NUM_THREADS=2 python benchmarks/gemm_rates.py
+    python benchmarks/gemm_rates.py --clock cpu    # one BLAS thread, as minicnn's kernels use it
+    python benchmarks/gemm_rates.py --blas-threads 2
 
 For each conv shape of the model zoo (batch 128, 3x3 pad 1 unless noted) it times the
 three products of a training step on one im2col band as conv2d_forward/backward build it
-(``_band_plan``: at most BAND_BYTES of columns): forward W (F, K) @ cols (K, P); on the
+(``conv._bands``: at most BAND_BYTES of columns): forward W (F, K) @ cols (K, P); on the
 scatter route dW = cols (K, P) @ dout^T (P, F) and dL/dcols = W^T (K, F) @ dout (F, P);
 on the gather route dW = x (C, P) @ dcols^T (P, F*k) and dx = W_flip (C, F*k) @ dcols
 (F*k, P), dcols the im2col columns of dout; K = C*kh*kw, P = the band's rows * W' * N.
@@ -47,7 +47,13 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=9)
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall")
+    p.add_argument("--blas-threads", type=int, default=1,
+                   help="BLAS threads (default 1, as inside minicnn's kernels)")
     args = p.parse_args(argv)
+    if args.clock == "cpu" and args.blas_threads != 1:
+        p.error("--clock cpu adds up the CPU time of all threads: use it with --blas-threads 1")
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(limits=args.blas_threads, user_api="blas")
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     N, rng = args.batch_size, np.random.default_rng(0)
 
@@ -66,7 +72,7 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|")
     for C, F, H, k, what in SHAPES:
         K = C * k * k
-        bands, _ = conv_mod._band_plan(K, H, H * N, np.float32)
+        bands = conv_mod._bands(K, H, H * N, np.dtype(np.float32).itemsize)
         P = (bands[0][1] - bands[0][0]) * H * N
         w2 = rng.standard_normal((F, K), dtype=np.float32)
         cols = rng.standard_normal((K, P), dtype=np.float32)

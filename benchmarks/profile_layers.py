@@ -1,6 +1,6 @@
 """Per-layer time of a minicnn training step: forward and backward of every leaf layer.
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/profile_layers.py vgg_small --input 1,28,28
+    MINICNN_NUM_THREADS=1 python benchmarks/profile_layers.py vgg_small --input 1,28,28
     python benchmarks/profile_layers.py vgg_small --input 3,32,32 --steps 20
 
 Runs ``--steps`` training steps (forward, softmax cross-entropy, backward with the first
@@ -13,8 +13,8 @@ whose layout differs from the one it got (a sign of a copy between layers), and 
 minor page faults per step (fresh memory the kernel had to map in).
 
 ``--clock cpu`` times with the process's CPU time instead of the wall clock: on a shared
-machine with OPENBLAS_NUM_THREADS=1 it leaves out the time spent waiting for a CPU
-(with more BLAS threads it adds up their CPU time, so use the wall clock there).
+machine with MINICNN_NUM_THREADS=1 it leaves out the time spent waiting for a CPU
+(with more threads it adds up their CPU time, so use the wall clock there).
 """
 import argparse
 import os
@@ -73,6 +73,7 @@ def instrument(model, record):
 
 
 def main(argv=None):
+    import minicnn
     from minicnn.losses import SoftmaxCrossEntropy
     from minicnn.models import build_model
     from minicnn.models.zoo import NEEDS_IMAGE_SIZE
@@ -113,7 +114,7 @@ def main(argv=None):
     total = float(np.median(steps))
     print(f"{args.model} on ({args.batch_size}, {c}, {h}, {w}), median of {args.steps} steps, "
           f"{args.clock} clock; "
-          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
+          f"{minicnn.get_num_threads()} minicnn thread(s), "
           f"load average {os.getloadavg()[0]:.2f} on {len(os.sched_getaffinity(0))} CPUs")
     print("| layer | forward ms | backward ms | layout in -> out | dout -> dx |")
     print("|---|---|---|---|---|")

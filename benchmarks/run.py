@@ -1,34 +1,43 @@
-"""Benchmark minicnn on the CPU against naive loops and, when installed, PyTorch.
+"""Benchmark minicnn on the CPU against PyTorch (and the naive loops), side by side in one run.
 
-    python benchmarks/run.py            # the full run, a few minutes on 2 cores
-    python benchmarks/run.py --quick    # fewer repeats, one round: 1 to 2.5 minutes (see --help)
+    python benchmarks/run.py --no-naive --rounds 3   # the targets' run, about 15 minutes quiet
+    python benchmarks/run.py --quick                 # fewer repeats, one round, a Fashion subset
+    python benchmarks/run.py --threads 1             # both sides on one thread
+    python benchmarks/run.py --contention            # another process keeps one core busy
 
 Prints markdown tables: the time of each operation (forward + backward) and of a
-training step (forward, loss, backward, SGD update), with the naive loops of
-minicnn.functional.reference (run on a few images, scaled linearly to the batch), minicnn,
-PyTorch and their ratios;
-training throughput in images/second over one epoch of synthetic data; an epoch of
-Fashion-MNIST through ``fit`` against the same net and recipe in PyTorch (when the data
-files are installed: /usr/share/datasets/fashion-mnist, or --fashion-dir; --quick
-trains on a subset); the peak memory of a training step; and met/missed for every
-target of issue 14.
+training step (forward, loss, backward, SGD update) for minicnn and PyTorch, with their
+ratio and its spread; with the naive loops of minicnn.functional.reference (run on a few
+images, scaled linearly to the batch) unless --no-naive; training throughput over an
+epoch of synthetic data; two Fashion-MNIST epochs through ``fit`` (vgg_small, and a
+four-conv net) against the same nets and recipe in PyTorch (when the data files are
+installed: /usr/share/datasets/fashion-mnist, or --fashion-dir; --quick trains on a
+subset); the peak memory of a training step; and met/missed for every target.
 
 How it measures:
 - Every framework runs in its own subprocess, never two at once, alternating between
-  rounds (numpy, torch, torch, numpy, ...): OpenBLAS and PyTorch both keep their
-  threads spinning for a while after work, which would slow the other side down.
-- Times are medians over ``--repeats`` calls per round, pooled over ``--rounds``
-  rounds, after two warm-up calls (so buffers a layer keeps are already allocated).
-- Both sides get ``--threads`` threads (default: all cores): PyTorch through
-  ``torch.set_num_threads``, numpy's OpenBLAS through OPENBLAS_NUM_THREADS. minicnn's
-  own element-wise work (im2col, pooling, ReLU) is single-threaded numpy.
+  rounds (minicnn, PyTorch, PyTorch, minicnn, ...), so that neither side's idle threads
+  slow the other down.
+- Times are medians over ``--repeats`` calls per round, pooled over ``--rounds`` rounds,
+  after two warm-up calls. Beside every ratio, its spread: the lowest and highest of the
+  rounds' ratios (minicnn's round median over PyTorch's).
+- Threads: both sides get ``--threads`` (default: the CPUs this process may use).
+  minicnn through ``MINICNN_NUM_THREADS`` (its kernels run on its own threads, BLAS on
+  one thread each), PyTorch through ``torch.set_num_threads``. The report names each
+  side's BLAS library, its kernel and its threads.
+- OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, set on some machines to work around old
+  OpenBLAS builds, make a current OpenBLAS run a slower kernel: the workers run without
+  them (--keep-blas-env keeps them) and the report names the kernel that ran.
 - Peak memory: each (framework, model) in a fresh subprocess builds the model and the
   batch, then runs three training steps; the figure is the growth of the process's
-  resident set (peak RSS during the steps minus RSS just before them). It counts the
-  buffers a framework keeps between steps and the memory its allocator holds on to,
-  measured the same way on both sides.
-- The background CPU use of other processes during the run is reported: the machine
-  may be shared, and other work slows both sides.
+  resident set (peak RSS during the steps minus RSS just before them).
+- The CPU use of other processes during the run is reported. Above BUSY of the CPU the
+  machine was not quiet: the report prints the numbers but no met/missed.
+- ``--contention`` starts a busy loop pinned to one core for the whole run and times the
+  training steps with minicnn's default threads, minicnn on one thread and PyTorch's
+  default threads: minicnn's default should be no slower than its one-thread run and
+  faster than PyTorch. Calls slowed by the busy loop are the point here, so none is set
+  aside.
 - ``--clock cpu`` times with the process's CPU time instead of the wall clock, for
   comparisons on a shared machine with ``--threads 1`` (where it leaves out the time
   spent waiting for a CPU); with more threads it adds theirs up, so it is refused there.
@@ -54,43 +63,53 @@ if ROOT not in sys.path:
 # name -> description. Shapes leave out the batch size B. "naive": the naive loops run
 # on that many images and channels (pooling) or filters (conv), and their time is
 # scaled linearly to B images and all channels. "torch_max": the target ratio
-# minicnn / PyTorch; "naive_min": the target speed-up over the naive loops.
+# minicnn / PyTorch at two or more threads (at one thread every target is 1.0);
+# "naive_min": the target speed-up over the naive loops. "layout": "nchw" hands the
+# layer a plain C-contiguous array, "batch_last" the layout a minicnn conv or pooling
+# layer hands the next layer inside a network.
 OPS = {
-    "maxpool2": dict(op="MaxPool2D 2x2/2 fwd+bwd", shape=(32, 32, 32), naive=(1, 8),
-                     naive_min=1000, torch_max=1.0),
-    "maxpool3": dict(op="MaxPool2D 3x3/2 fwd+bwd", shape=(32, 32, 32), naive=(1, 8),
-                     naive_min=1000, torch_max=1.3),
+    "maxpool2_nchw": dict(op="MaxPool2D 2x2/2 fwd+bwd, plain NCHW array", shape=(32, 32, 32),
+                          layout="nchw", torch_max=1.0),
+    "maxpool3_nchw": dict(op="MaxPool2D 3x3/2 fwd+bwd, plain NCHW array", shape=(32, 32, 32),
+                          layout="nchw", torch_max=1.0),
+    "maxpool2": dict(op="MaxPool2D 2x2/2 fwd+bwd, inside a network", shape=(32, 32, 32),
+                     naive=(1, 8), naive_min=1000),
+    "maxpool3": dict(op="MaxPool2D 3x3/2 fwd+bwd, inside a network", shape=(32, 32, 32),
+                     naive=(1, 8), naive_min=1000),
     "conv7": dict(op="Conv2D 7x7 3->32 pad 3 fwd+bwd (no dx)", shape=(3, 32, 32), filters=32,
-                  naive=(1, 4), torch_max=1.5),
+                  layout="nchw", naive=(1, 4), torch_max=1.2),
     "conv3": dict(op="Conv2D 3x3 32->64 pad 1 fwd+bwd", shape=(32, 16, 16), filters=64,
-                  naive=(1, 4), torch_max=1.2),
+                  naive=(1, 4), torch_max=1.0),
     "relu": dict(op="ReLU fwd+bwd", shape=(32, 32, 32)),
-    "maxpool2_nchw": dict(op="MaxPool2D 2x2/2 fwd+bwd, C-contiguous NCHW input",
-                          shape=(32, 32, 32)),
 }
 STEPS = {
     "three_layer_convnet": dict(
-        op="train step: three_layer_convnet", torch_max=1.2, shape=(3, 32, 32),
+        op="train step: three_layer_convnet", torch_max=1.0, shape=(3, 32, 32),
         about="conv7x7 3->32 pad 3, ReLU, maxpool 2, linear 8192->100, ReLU, linear 10"),
     "vgg_style": dict(
-        op="train step: VGG-style", torch_max=1.3, shape=(3, 32, 32),
+        op="train step: VGG-style", torch_max=1.0, shape=(3, 32, 32),
         about="conv3x3 3->32, ReLU, conv3x3 32->32, ReLU, maxpool 2, conv3x3 32->64, ReLU, "
               "maxpool 2, linear 4096->10"),
     "vgg_small": dict(
-        op="train step: vgg_small", torch_max=1.3, shape=(3, 32, 32),
+        op="train step: vgg_small", torch_max=1.0, shape=(3, 32, 32),
         about="minicnn.models.vgg_small: 3 stages of 2x[conv3x3-BN-ReLU] + maxpool, "
               "global avg pool, linear"),
     "vgg_small_gray": dict(
-        op="train step: vgg_small, 1x28x28", torch_max=1.3, shape=(1, 28, 28),
+        op="train step: vgg_small, 1x28x28", torch_max=1.0, shape=(1, 28, 28),
         about="vgg_small(in_channels=1) on Fashion-MNIST-sized images"),
 }
-#: The Fashion-MNIST epoch: vgg_small(in_channels=1), Adam(lr=1e-3), batch --batch-size,
-#: one epoch through minicnn.training.fit (shuffle, batches, steps, evaluation on the
-#: test images) against the same net, weights and recipe in PyTorch.
-FASHION = dict(op="Fashion-MNIST epoch through fit (vgg_small, Adam)", torch_max=1.5,
-               files=("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                      "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-               full=(60000, 10000), quick=(2048, 1000))
+#: The Fashion-MNIST epochs: the model, Adam(lr=1e-3), batch --batch-size, one epoch
+#: through minicnn.training.fit (shuffle, batches, steps, evaluation on the test images)
+#: against the same net, weights and recipe in PyTorch.
+FASHION = {
+    "fashion": dict(op="Fashion-MNIST epoch through fit: vgg_small, Adam", model="vgg_small_gray",
+                    torch_max=1.1),
+    "fashion4": dict(op="Fashion-MNIST epoch through fit: four conv-BN-ReLU (16-16-32-32), Adam",
+                     model="four_conv", torch_max=1.1),
+}
+FASHION_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+FASHION_SIZES = dict(full=(60000, 10000), quick=(2048, 1000))
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 MEMORY_MAX = 1.5
 #: What a target cell says when PyTorch was not run (not installed, or --no-torch).
@@ -99,6 +118,10 @@ LR = 0.01
 #: A call whose threads waited for a CPU this fraction of its time or more was slowed
 #: by another process (the machine may be shared); such calls are set aside.
 CONTENDED = 0.05
+#: Other processes above this share of the CPU make the run "busy": no met/missed.
+BUSY = 0.10
+#: Set on some machines for old OpenBLAS builds; they slow a current one (see the docstring).
+BLAS_PINS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 def build_model(name, seed=0):
@@ -125,6 +148,8 @@ def build_model(name, seed=0):
         return vgg_small(seed=rng)
     if name == "vgg_small_gray" and vgg_small is not None:
         return vgg_small(in_channels=1, seed=rng)
+    if name == "four_conv" and vgg_small is not None:  # conv-BN-ReLU 16-16-pool-32-32-pool
+        return vgg_small(in_channels=1, widths=(16, 32), seed=rng)
     raise ValueError(f"model {name!r} is not available")
 
 
@@ -195,13 +220,13 @@ def batch_last(a):
 
 
 def numpy_op(name, B):
-    """Inputs come in the layout they have inside a minicnn network: batch last for the
-    layers that follow a conv, C-contiguous NCHW for the first conv (conv7), as the data
-    loader gives it; "maxpool2_nchw" shows pooling on a plain NCHW array."""
+    """Inputs come in the case's layout: batch last (as inside a minicnn network, for the
+    layers that follow a conv) unless the case says "nchw" (the first conv, conv7, as the
+    data loader gives it; the plain-array pooling cases, as a user calls the layer)."""
     from minicnn import layers as L
     rng = np.random.default_rng(1)
     x = rng.standard_normal(op_shapes(name, B), dtype=np.float32)
-    if name not in ("conv7", "maxpool2_nchw"):
+    if OPS[name].get("layout") != "nchw":
         x = batch_last(x)
     if name.startswith("maxpool"):
         k = int(name[len("maxpool")])
@@ -306,7 +331,7 @@ convert = None  # set by the worker: numpy arrays -> the framework's batch
 # -- Fashion-MNIST through fit -----------------------------------------------------------
 def fashion_files(folder):
     """The four IDX files in ``folder``, or None if any is missing."""
-    paths = [os.path.join(folder, f) for f in FASHION["files"]]
+    paths = [os.path.join(folder, f) for f in FASHION_FILES]
     return paths if all(os.path.isfile(p) for p in paths) else None
 
 
@@ -329,13 +354,13 @@ def fashion_data(folder, n_train, n_val):
     return (prep(xtr), ytr.astype(np.int64)), (prep(xte), yte.astype(np.int64))
 
 
-def numpy_fashion_epoch(train, val, B):
-    """One more epoch of vgg_small on the data through minicnn.training.fit (no progress
+def numpy_fashion_epoch(model_name, train, val, B):
+    """One more epoch of the model on the data through minicnn.training.fit (no progress
     bar); returns the validation accuracy."""
     from minicnn.losses import SoftmaxCrossEntropy
     from minicnn.optim import Adam
     from minicnn.training import fit
-    model = build_model("vgg_small_gray")
+    model = build_model(model_name)
     opt, loss_fn, seeds = Adam(model.parameters(), lr=1e-3), SoftmaxCrossEntropy(), iter(range(10**6))
 
     def epoch():
@@ -344,14 +369,14 @@ def numpy_fashion_epoch(train, val, B):
     return epoch
 
 
-def torch_fashion_epoch(train, val, B):
+def torch_fashion_epoch(model_name, train, val, B):
     """The same epoch in PyTorch: same net and initial weights, Adam(lr=1e-3), a fresh
     shuffle per epoch, full batches only (fit's drop_last), the training loss and
     accuracy read every step (as fit records them), evaluation in batches of 500."""
     import torch
 
     from minicnn.export import to_torch
-    model = to_torch(build_model("vgg_small_gray"))
+    model = to_torch(build_model(model_name))
     opt, loss_fn = torch.optim.Adam(model.parameters(), lr=1e-3), torch.nn.CrossEntropyLoss()
     (x, y), (xv, yv) = (tuple(torch.from_numpy(a) for a in pair) for pair in (train, val))
     rng = np.random.default_rng(0)
@@ -380,15 +405,15 @@ def worker(args):
     now = CLOCK[args.clock]
     fw = args.worker
     out = {"times": {}, "info": {}}
+    if args.contention:
+        global CONTENDED
+        CONTENDED = float("inf")  # the busy loop's slowdown is what is measured
     if fw == "torch":
         import torch
         torch.set_num_threads(args.threads)
-        out["info"] = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                       "mkldnn": bool(torch.backends.mkldnn.is_available())}
         make_op, make_step = torch_op, torch_step
         convert = lambda x, y: (torch.from_numpy(x), torch.from_numpy(y))
     else:
-        out["info"] = {"blas": blas_info()}
         make_op, make_step = numpy_op, numpy_step
         convert = lambda x, y: (x, y)
     if args.mode == "ops":
@@ -407,19 +432,37 @@ def worker(args):
     elif args.mode == "fashion":
         train, val = fashion_data(args.fashion_dir, *fashion_sizes(args))
         make = torch_fashion_epoch if fw == "torch" else numpy_fashion_epoch
-        epoch, acc = make(train, val, args.batch_size), []
-        out["times"]["fashion"] = time_calls(lambda: acc.append(epoch()), 1, warmup=0,
-                                             attempts=1)
+        epoch, acc = make(FASHION[args.cases]["model"], train, val, args.batch_size), []
+        out["times"][args.cases] = time_calls(lambda: acc.append(epoch()), 1, warmup=0,
+                                              attempts=1)
         out["accuracy"] = acc[-1]
     elif args.mode == "memory":
         fn = make_step(args.cases, args.batch_size)
         out["memory"] = measure_step_memory(fn)
+    out["info"] = torch_info() if fw == "torch" else numpy_info()  # after the work ran
     print(json.dumps(out))
+
+
+def numpy_info():
+    """minicnn's threads and its BLAS (library, version, kernel, threads)."""
+    import minicnn
+    return {"threads": minicnn.get_num_threads(), "blas": blas_info()}
+
+
+def torch_info():
+    """PyTorch's threads, its BLAS and OpenMP libraries (threadpoolctl) and oneDNN."""
+    import re
+
+    import torch
+    built = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(),
+            "mkldnn": bool(torch.backends.mkldnn.is_available()),
+            "built_blas": built.group(1) if built else "?", "blas": blas_info(any_api=True)}
 
 
 def fashion_sizes(args):
     """(training images, test images) of the Fashion-MNIST epoch."""
-    n_train, n_val = FASHION["quick" if args.quick else "full"]
+    n_train, n_val = FASHION_SIZES["quick" if args.quick else "full"]
     return (args.fashion_images or n_train), n_val
 
 
@@ -492,18 +535,23 @@ def measure_step_memory(step, steps=3):
     return {"peak_bytes": peak_rss_bytes() - before, "method": method}
 
 
-def run_worker(kind, mode, cases, args, repeats=None):
+def run_worker(kind, mode, cases, args, repeats=None, threads=None):
+    """Run a worker subprocess; its JSON answer. ``threads`` overrides --threads."""
+    threads = threads or args.threads
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--mode", mode,
            "--cases", cases, "--batch-size", str(args.batch_size),
-           "--repeats", str(repeats or args.repeats), "--threads", str(args.threads),
+           "--repeats", str(repeats or args.repeats), "--threads", str(threads),
            "--epoch-images", str(args.epoch_images), "--clock", args.clock,
            "--fashion-dir", args.fashion_dir, "--fashion-images", str(args.fashion_images or 0)]
-    if args.quick:
-        cmd.append("--quick")
+    cmd += ["--quick"] * args.quick + ["--contention"] * args.contention
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [ROOT, HERE] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    if kind != "torch":
-        env["OPENBLAS_NUM_THREADS"] = str(args.threads)
+    if not args.keep_blas_env:
+        for name in BLAS_PINS:
+            env.pop(name, None)
+    # minicnn gives BLAS one thread itself; PyTorch keeps its own setting
+    env.pop("OPENBLAS_NUM_THREADS", None)
+    env["MINICNN_NUM_THREADS"] = str(threads)
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         raise RuntimeError(f"worker {kind}/{mode} failed:\n{res.stderr}")
@@ -527,14 +575,18 @@ def own_cpu_seconds():
     return sum(u.ru_utime + u.ru_stime for u in r)
 
 
-def blas_info():
-    """The BLAS numpy runs on: library, version, kernel and threads (threadpoolctl if
-    installed, else numpy's build configuration)."""
+def blas_info(any_api=False):
+    """The BLAS libraries loaded in this process: library, version, kernel and threads
+    (threadpoolctl; with ``any_api`` the OpenMP runtimes too), else numpy's build
+    configuration."""
     try:
         from threadpoolctl import threadpool_info
-        blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
-        return ", ".join(f"{p['internal_api']} {p['version']} ({p.get('architecture')} "
-                         f"kernel, {p['num_threads']} threads)" for p in blas)
+        libs = [p for p in threadpool_info() if any_api or p.get("user_api") == "blas"]
+        return ", ".join(
+            f"{p['internal_api']} {p.get('version') or ''} "
+            f"({os.path.basename(p.get('filepath', ''))}"
+            f"{', ' + str(p['architecture']) + ' kernel' if p.get('architecture') else ''}, "
+            f"{p['num_threads']} threads)" for p in libs)
     except ImportError:
         try:
             cfg = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
@@ -544,7 +596,7 @@ def blas_info():
             return "unknown"
 
 
-def machine_info():
+def machine_info(args_keep_blas_env=False):
     info = {"python": platform.python_version(), "numpy": np.__version__,
             "cores": os.cpu_count()}
     try:
@@ -554,9 +606,10 @@ def machine_info():
                 info["cpu"] = line.split(":", 1)[1].strip()
     except OSError:
         info["cpu"] = platform.processor() or "unknown"
-    info["env"] = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
-                                              "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+    info["env"] = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
                    if k in os.environ}
+    if args_keep_blas_env:
+        info["env"].update({k: os.environ[k] for k in BLAS_PINS if k in os.environ})
     return info
 
 
@@ -577,13 +630,6 @@ def fmt_time(t):
     return f"{t * 1e3:.1f} ms" if t >= 1e-3 else f"{t * 1e6:.0f} µs"
 
 
-def verdict(value, limit, higher_is_better=False):
-    if value is None or limit is None:
-        return ""
-    ok = value >= limit if higher_is_better else value <= limit
-    return "met" if ok else "**missed**"
-
-
 def median(samples):
     """Median time of the calls that did not wait for a CPU (all calls if fewer than
     three did, or if there are fewer than three calls in all and none was clean)."""
@@ -601,46 +647,127 @@ def contended(samples):
     return bool(samples) and len(clean) < min(3, len(samples))
 
 
-def report(results, naive, memory, info, args, other_load, wall, fashion=None):
+def flat(rounds):
+    """The samples of all rounds ([[(t, waited), ...], ...]) in one list."""
+    return [s for r in rounds or [] for s in r]
+
+
+def pooled(rounds):
+    """Median over the samples of all rounds."""
+    return median(flat(rounds))
+
+
+def ratio_spread(a_rounds, b_rounds):
+    """(ratio of the pooled medians, lowest round ratio, highest round ratio), or Nones."""
+    a, b = pooled(a_rounds), pooled(b_rounds)
+    if not a or not b:
+        return None, None, None
+    per_round = [median(x) / median(y) for x, y in zip(a_rounds, b_rounds) if x and y]
+    return a / b, min(per_round), max(per_round)
+
+
+def fmt_ratio(r, lo, hi):
+    if r is None:
+        return "—"
+    return f"{r:.2f} ({lo:.2f}–{hi:.2f})" if lo is not None and hi - lo >= 0.005 else f"{r:.2f}"
+
+
+def mark(rounds):
+    return "†" if contended(flat(rounds)) else ""
+
+
+class Judge:
+    """met/missed for a value against a limit, or why it is not judged."""
+
+    def __init__(self, busy):
+        self.busy = busy
+
+    def __call__(self, value, limit, higher_is_better=False, strict=False):
+        if value is None or limit is None:
+            return ""
+        if self.busy:
+            return "not judged (machine busy)"
+        if higher_is_better:
+            ok = value >= limit
+        else:
+            ok = value < limit if strict else value <= limit
+        return "met" if ok else "**missed**"
+
+
+def torch_limit(spec, args):
+    """The target ratio minicnn / PyTorch: the case's, or 1.0 for every case at one thread."""
+    if spec.get("torch_max") is None:
+        return None
+    return 1.0 if args.threads == 1 else spec["torch_max"]
+
+
+def load_line(other_load, wall, loadavg, busy):
+    return (f"The run took {wall:.0f} s; other processes used {other_load:.0%} of the CPU "
+            f"meanwhile (load average at the start and the end: {loadavg[0]} / {loadavg[1]})."
+            + (f" **The machine was busy (more than {BUSY:.0%} of the CPU taken by other "
+               f"processes): the numbers are shown, the targets are not judged.**" if busy else ""))
+
+
+def threads_line(results, info, args):
+    n, t = results.get("numpy_info") or {}, results.get("torch_info")
+    text = (f"Machine: {info.get('cpu', '?')}, {info['cores']} cores; Python {info['python']}, "
+            f"numpy {info['numpy']}. minicnn: {n.get('threads', '?')} threads of its own, "
+            f"BLAS {n.get('blas', '?')}.")
+    if t:
+        text += (f" PyTorch {t['torch']}: {t['threads']} threads, BLAS {t.get('built_blas', '?')} "
+                 f"(built in), oneDNN {'on' if t['mkldnn'] else 'off'}; libraries loaded in its "
+                 f"process: {t.get('blas', '?')}.")
+    else:
+        text += " PyTorch not run (not installed or --no-torch)."
+    pins = "kept" if args.keep_blas_env else "unset in the workers"
+    text += f" {' and '.join(BLAS_PINS)}: {pins}."
+    if info["env"]:
+        text += f" Environment: {info['env']}."
+    return text
+
+
+def report(results, naive, memory, info, args, load, fashion=None):
     B = args.batch_size
+    judge = Judge(load["busy"])
     np_t, th_t = results["numpy"], results.get("torch", {})
-    all_samples = [v for r in (np_t, th_t) for k, v in r.items() if not k.endswith("_info")]
+    all_samples = [flat(v) for r in (np_t, th_t) for v in r.values()]
     n_calls = sum(len(v) for v in all_samples)
     n_slow = sum(w >= CONTENDED for v in all_samples for _, w in v)
-    lines = [f"Batch {B}, float32. Times: medians over {args.rounds} alternating round(s) of "
-             f"{args.repeats} calls each that did not wait for a CPU (a call whose threads "
-             f"waited {CONTENDED:.0%} of its time or more for a CPU held by another process is "
-             f"set aside: {n_slow} of {n_calls} calls were); † marks a median that had to "
-             f"include such calls. The run took {wall:.0f} s; other processes used "
-             f"{other_load:.0%} of the CPU meanwhile.",
-             "",
-             "| operation | input | naive loops | minicnn | PyTorch | naive / minicnn "
-             "| minicnn / PyTorch | target |",
-             "|---|---|---|---|---|---|---|---|"]
-    rows = [(n, OPS[n]["op"], str((B,) + OPS[n]["shape"])) for n in OPS if n in np_t]
-    rows += [(n, STEPS[n]["op"], str((B,) + STEPS[n]["shape"])) for n in STEPS if n in np_t]
+    lines = [f"Batch {B}, float32, {args.threads} thread(s) on each side. Times: medians over "
+             f"{args.rounds} alternating round(s) of {args.repeats} calls each that did not "
+             f"wait for a CPU (a call whose threads waited {CONTENDED:.0%} of its time or more "
+             f"for a CPU held by another process is set aside: {n_slow} of {n_calls} calls "
+             f"were); † marks a median that had to include such calls. Ratios: minicnn / "
+             f"PyTorch, in brackets the lowest and highest round's ratio. "
+             + load_line(load["other"], load["wall"], load["loadavg"], load["busy"])]
+    rows = [(n, OPS[n], str((B,) + OPS[n]["shape"])) for n in OPS if n in np_t]
+    rows += [(n, STEPS[n], str((B,) + STEPS[n]["shape"])) for n in STEPS if n in np_t]
+    if rows:
+        lines += ["", "| case | input | naive loops | minicnn | PyTorch | naive / minicnn "
+                      "| minicnn / PyTorch | target |", "|---|---|---|---|---|---|---|---|"]
     summary = []
-    for name, op, shape in rows:
-        spec = OPS.get(name) or STEPS[name]
-        m, t, nv = median(np_t.get(name)), median(th_t.get(name)), median(naive.get(name))
-        mark = lambda r: "†" if contended(r.get(name)) else ""
+    for name, spec, shape in rows:
+        m, t, nv = pooled(np_t.get(name)), pooled(th_t.get(name)), median(naive.get(name))
         speed = nv / m if nv and m else None
-        ratio = m / t if m and t else None
+        ratio, lo, hi = ratio_spread(np_t.get(name), th_t.get(name))
         target = []
         if spec.get("naive_min"):
-            v = verdict(speed, spec["naive_min"], True) or \
+            v = judge(speed, spec["naive_min"], True) or \
                 ("needs the naive loops (no --no-naive)" if not naive else "not measured")
             target.append(f"≥ {spec['naive_min']}x naive: {v}")
-            summary.append((op, "naive / minicnn", speed, f"≥ {spec['naive_min']}", v))
-        if spec.get("torch_max"):
-            v = verdict(ratio, spec["torch_max"]) or (NEEDS_TORCH if not th_t else "not measured")
-            target.append(f"≤ {spec['torch_max']}x torch: {v}")
-            summary.append((op, "minicnn / PyTorch", ratio, f"≤ {spec['torch_max']}", v))
-        lines.append(f"| {op} | {shape} | {fmt_time(nv)}{mark(naive)} | {fmt_time(m)}{mark(np_t)} | "
-                     f"{fmt_time(t)}{mark(th_t)} | "
-                     f"{f'{speed:,.0f}x' if speed else '—'} | "
-                     f"{f'{ratio:.2f}' if ratio else '—'} | {'; '.join(target)} |")
-    if any(n in np_t for n in STEPS):
+            summary.append((spec["op"], "naive / minicnn", f"{speed:,.0f}x" if speed else "—",
+                            f"≥ {spec['naive_min']}", v))
+        limit = torch_limit(spec, args)
+        if limit:
+            v = judge(ratio, limit) or (NEEDS_TORCH if not th_t else "not measured")
+            target.append(f"≤ {limit}x torch: {v}")
+            summary.append((spec["op"], "minicnn / PyTorch", fmt_ratio(ratio, lo, hi),
+                            f"≤ {limit}", v))
+        lines.append(f"| {spec['op']} | {shape} | {fmt_time(nv)}{'†' if contended(naive.get(name)) else ''} "
+                     f"| {fmt_time(m)}{mark(np_t.get(name))} | {fmt_time(t)}{mark(th_t.get(name))} | "
+                     f"{f'{speed:,.0f}x' if speed else '—'} | {fmt_ratio(ratio, lo, hi)} | "
+                     f"{'; '.join(target)} |")
+    if any(("epoch:" + n) in np_t for n in STEPS):
         n_img = args.epoch_images - args.epoch_images % B
         lines += ["", f"Training throughput in images/s, batch {B}: from the median step time "
                       f"above, and over whole epochs of {n_img} synthetic images (shuffle, "
@@ -652,11 +779,12 @@ def report(results, naive, memory, info, args, other_load, wall, fashion=None):
         for name in STEPS:
             if name not in np_t:
                 continue
-            ep = [(r.get("epoch:" + name), median(r.get("epoch:" + name))) for r in (np_t, th_t)]
-            eps = [rate(n_img, t) + ("†" if contended(smp) else "") if smp else "—"
-                   for smp, t in ep]
-            lines.append(f"| {name} | {rate(B, median(np_t[name]))} | "
-                         f"{rate(B, median(th_t.get(name)))} | {eps[0]} | {eps[1]} |")
+            eps = [rate(n_img, pooled(r.get("epoch:" + name))) + mark(r.get("epoch:" + name))
+                   if r.get("epoch:" + name) else "—" for r in (np_t, th_t)]
+            lines.append(f"| {name} | {rate(B, pooled(np_t[name]))} | "
+                         f"{rate(B, pooled(th_t.get(name)))} | {eps[0]} | {eps[1]} |")
+    if fashion is not None:
+        lines += ["", fashion_report(fashion, args, summary, judge)]
     if memory:
         lines += ["", "Peak memory of a training step (growth of the resident set over three "
                       "steps, each framework in a fresh process):", "",
@@ -668,99 +796,147 @@ def report(results, naive, memory, info, args, other_load, wall, fashion=None):
             m = memory["numpy"][name]["peak_bytes"]
             t = memory.get("torch", {}).get(name, {}).get("peak_bytes")
             ratio = m / t if t else None
-            v = verdict(ratio, MEMORY_MAX) or (
+            v = judge(ratio, MEMORY_MAX) or (
                 NEEDS_TORCH if not memory.get("torch") else "not measured")
             lines.append(f"| {name} | {m / 2**20:.0f} MiB | "
                          f"{f'{t / 2**20:.0f} MiB' if t else '—'} | "
-                         f"{f'{ratio:.2f}' if ratio else '—'} | "
-                         f"{f'≤ {MEMORY_MAX}: {v}' if v else ''} |")
-            if v:
-                summary.append((f"peak memory: {name}", "minicnn / PyTorch", ratio,
-                                f"≤ {MEMORY_MAX}", v))
-    if fashion is not None:
-        lines += ["", fashion_report(fashion, args, summary)]
-    tinfo = results.get("torch_info")
-    lines += ["", f"Machine: {info.get('cpu', '?')}, {info['cores']} cores; Python "
-                  f"{info['python']}, numpy {info['numpy']}, BLAS "
-                  f"{results.get('numpy_info', {}).get('blas', '?')}"
-                  + (f"; torch {tinfo['torch']} ({tinfo['threads']} threads, mkldnn "
-                     f"{'on' if tinfo['mkldnn'] else 'off'})" if tinfo
-                     else "; PyTorch not run (not installed or --no-torch)")
-                  + (f"; environment {info['env']}" if info["env"] else "") + "."]
+                         f"{f'{ratio:.2f}' if ratio else '—'} | ≤ {MEMORY_MAX}: {v} |")
+            summary.append((f"peak memory: {name}", "minicnn / PyTorch",
+                            fmt_ratio(ratio, None, None), f"≤ {MEMORY_MAX}", v))
+    lines += ["", threads_line(results, info, args)]
     if summary:
         lines += ["", "Targets:", ""] + [
-            f"- {what}: {kind} = {f'{value:,.2f}' if value is not None else '—'} "
-            f"(target {limit}): {v or 'not measured'}" for what, kind, value, limit, v in summary]
+            f"- {what}: {kind} = {value} (target {limit}): {v or 'not measured'}"
+            for what, kind, value, limit, v in summary]
     return "\n".join(lines), summary
 
 
-def fashion_report(fashion, args, summary):
-    """The Fashion-MNIST epoch's lines (or why it did not run); adds its target to summary."""
+def fashion_report(fashion, args, summary, judge):
+    """The Fashion-MNIST epochs' lines (or why they did not run); adds their targets to summary."""
     if "skipped" in fashion:
-        summary.append((FASHION["op"], "minicnn / PyTorch", None, f"≤ {FASHION['torch_max']}",
-                        ""))
-        return f"{FASHION['op']}: not run ({fashion['skipped']})."
+        for spec in FASHION.values():
+            summary.append((spec["op"], "minicnn / PyTorch", "—", f"≤ {spec['torch_max']}", ""))
+        return f"Fashion-MNIST epochs: not run ({fashion['skipped']})."
     n_train, n_val = fashion_sizes(args)
-    n_steps = n_train // args.batch_size
-    m, t = median(fashion["times"].get("numpy")), median(fashion["times"].get("torch"))
-    ratio = m / t if m and t else None
-    v = verdict(ratio, FASHION["torch_max"])
-    summary.append((FASHION["op"], "minicnn / PyTorch", ratio, f"≤ {FASHION['torch_max']}", v))
-    mark = lambda fw: "†" if contended(fashion["times"].get(fw)) else ""
-    acc = fashion["accuracy"]
-    return "\n".join([
-        f"{FASHION['op']}: {n_steps} steps of {args.batch_size} of the first {n_train} training "
-        f"images, then evaluation on {n_val} test images; one epoch per round, the same model "
-        f"training on from round to round; median over {args.rounds} round(s).", "",
-        "| | minicnn | PyTorch | minicnn / PyTorch | target |", "|---|---|---|---|---|",
-        f"| epoch | {fmt_time(m)}{mark('numpy')} | {fmt_time(t)}{mark('torch')} | "
-        f"{f'{ratio:.2f}' if ratio else '—'} | ≤ {FASHION['torch_max']}: {v} |",
-        f"| test accuracy after the last epoch | {acc.get('numpy', float('nan')):.3f} | "
-        f"{acc.get('torch', float('nan')):.3f} | | |"])
+    lines = [f"Fashion-MNIST epochs through fit: {n_train // args.batch_size} steps of "
+             f"{args.batch_size} of the first {n_train} training images, then evaluation on "
+             f"{n_val} test images; one epoch per round, the same model training on from round "
+             f"to round; median over {args.rounds} round(s).", "",
+             "| model | minicnn | PyTorch | minicnn / PyTorch | target | test accuracy, last epoch |",
+             "|---|---|---|---|---|---|"]
+    for name, res in fashion["cases"].items():
+        spec, times = FASHION[name], res["times"]
+        ratio, lo, hi = ratio_spread(times.get("numpy"), times.get("torch"))
+        limit = torch_limit(spec, args)
+        v = judge(ratio, limit) or (NEEDS_TORCH if "torch" not in times else "not measured")
+        summary.append((spec["op"], "minicnn / PyTorch", fmt_ratio(ratio, lo, hi), f"≤ {limit}", v))
+        acc = " / ".join(f"{res['accuracy'][fw]:.3f}" for fw in ("numpy", "torch")
+                         if fw in res["accuracy"])
+        lines.append(f"| {spec['op']} | {fmt_time(pooled(times.get('numpy')))}"
+                     f"{mark(times.get('numpy'))} | {fmt_time(pooled(times.get('torch')))}"
+                     f"{mark(times.get('torch'))} | {fmt_ratio(ratio, lo, hi)} | ≤ {limit}: {v} "
+                     f"| {acc} |")
+    return "\n".join(lines)
 
 
-def run_fashion(frameworks, args):
-    """The Fashion-MNIST epoch, alternating frameworks round by round, or why it can't run."""
+def contention_report(results, info, args, load):
+    """The contended run: minicnn's default threads against its one thread and PyTorch."""
+    judge = Judge(load["busy"])
+    T = args.threads
+    lines = [f"Under contention: a busy loop pinned to CPU {load['spinner_cpu']} ran all along. "
+             f"Batch {args.batch_size}, float32, wall clock, medians over {args.rounds} "
+             f"alternating round(s) of {args.repeats} calls (none set aside); in brackets the "
+             f"lowest and highest round's ratio. "
+             + load_line(load["other"], load["wall"], load["loadavg"], load["busy"])
+             + " (the busy loop is not counted as another process).", "",
+             f"| case | minicnn, {T} threads (default) | minicnn, 1 thread | PyTorch, {T} threads "
+             f"| default / 1 thread | minicnn / PyTorch | targets |",
+             "|---|---|---|---|---|---|---|"]
+    summary = []
+    d, one, th = results["numpy"], results["numpy1"], results.get("torch", {})
+    for name in [n for n in STEPS if n in d]:
+        r1 = ratio_spread(d.get(name), one.get(name))
+        rt = ratio_spread(d.get(name), th.get(name))
+        v1, vt = judge(r1[0], 1.0), judge(rt[0], 1.0, strict=True) or NEEDS_TORCH
+        summary += [(f"contention, {STEPS[name]['op']}", "default / one thread", fmt_ratio(*r1),
+                     "≤ 1.0", v1),
+                    (f"contention, {STEPS[name]['op']}", "minicnn / PyTorch", fmt_ratio(*rt),
+                     "< 1.0", vt)]
+        lines.append(f"| {STEPS[name]['op']} | {fmt_time(pooled(d.get(name)))} | "
+                     f"{fmt_time(pooled(one.get(name)))} | {fmt_time(pooled(th.get(name)))} | "
+                     f"{fmt_ratio(*r1)} | {fmt_ratio(*rt)} | ≤ 1.0: {v1}; < 1.0: {vt} |")
+    lines += ["", threads_line(results, info, args), "", "Targets:", ""] + [
+        f"- {what}: {kind} = {value} (target {limit}): {v or 'not measured'}"
+        for what, kind, value, limit, v in summary]
+    return "\n".join(lines), summary
+
+
+def run_fashion(frameworks, args, names):
+    """The Fashion-MNIST epochs, alternating frameworks round by round, or why they can't run."""
     if not fashion_files(args.fashion_dir):
         return {"skipped": f"the Fashion-MNIST files are not in {args.fashion_dir}"}
-    res = {"times": {}, "accuracy": {}, "info": {}}
-    for r in range(args.rounds):
-        for fw in frameworks if r % 2 == 0 else frameworks[::-1]:
-            print(f"round {r + 1}/{args.rounds}: Fashion-MNIST epoch, {fw} ...", file=sys.stderr,
-                  flush=True)
-            out = run_worker(fw, "fashion", "fashion", args)
-            res["times"].setdefault(fw, []).extend(out["times"]["fashion"])
-            res["accuracy"][fw] = out["accuracy"]
-            res["info"][fw] = out["info"]
+    res = {"cases": {}, "info": {}}
+    for name in names:
+        case = res["cases"][name] = {"times": {}, "accuracy": {}}
+        for r in range(args.rounds):
+            for fw in frameworks if r % 2 == 0 else frameworks[::-1]:
+                print(f"round {r + 1}/{args.rounds}: {name}, {fw} ...", file=sys.stderr,
+                      flush=True)
+                out = run_worker(fw, "fashion", name, args)
+                case["times"].setdefault(fw, []).append(out["times"][name])
+                case["accuracy"][fw] = out["accuracy"]
+                res["info"][fw] = out["info"]
     return res
 
 
-def main(argv=None):
+def start_spinner():
+    """A busy loop on the last CPU this process may use, in its own process: (Popen, cpu)."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    cpu = cpus[-1]
+    code = (f"import os\nif hasattr(os, 'sched_setaffinity'): os.sched_setaffinity(0, {{{cpu}}})\n"
+            "while True: pass\n")
+    return subprocess.Popen([sys.executable, "-c", code]), cpu
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
+def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true",
-                   help="3 repeats, 1 round, short epochs: about 1 minute on an idle 2-core "
-                        "machine (59 s, issue #13), up to 2.5 minutes on a busy one (115 s and "
-                        "151 s with PyTorch, 77 s with --no-torch, while other processes took "
-                        "59-68%% of the CPU); the numpy round is about half of it")
+                   help="3 repeats, 1 round, short epochs, a Fashion-MNIST subset")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=None, help="timed calls per round (default 7; quick 3)")
     p.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 3; quick 1)")
-    p.add_argument("--threads", type=int, default=os.cpu_count(),
-                   help="BLAS / PyTorch threads (default: all cores)")
+    default_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else os.cpu_count()
+    p.add_argument("--threads", type=int, default=default_threads,
+                   help="threads on each side (default: the CPUs this process may use)")
     p.add_argument("--epoch-images", type=int, default=None,
                    help="images in the throughput epoch (default 4 batches; quick 2; 0 skips)")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
     p.add_argument("--no-naive", action="store_true", help="skip the naive loop references")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     p.add_argument("--only", default=None,
-                   help="comma-separated case names (default: all; 'fashion' is the Fashion-MNIST epoch)")
+                   help="comma-separated case names (default: all; 'fashion' and 'fashion4' are "
+                        "the Fashion-MNIST epochs)")
     p.add_argument("--fashion-dir", default=os.environ.get("MINICNN_FASHION_DIR", FASHION_DIR),
                    help="folder with the four Fashion-MNIST .gz files (default: $MINICNN_FASHION_DIR "
                         f"or {FASHION_DIR})")
     p.add_argument("--fashion-images", type=int, default=None,
-                   help=f"training images in the Fashion-MNIST epoch (default {FASHION['full'][0]}; "
-                        f"quick {FASHION['quick'][0]})")
-    p.add_argument("--no-fashion", action="store_true", help="skip the Fashion-MNIST epoch")
+                   help=f"training images in the Fashion-MNIST epochs (default "
+                        f"{FASHION_SIZES['full'][0]}; quick {FASHION_SIZES['quick'][0]})")
+    p.add_argument("--no-fashion", action="store_true", help="skip the Fashion-MNIST epochs")
+    p.add_argument("--contention", action="store_true",
+                   help="keep one core busy with a busy loop and time the training steps with "
+                        "minicnn's default threads, one thread, and PyTorch's default")
+    p.add_argument("--keep-blas-env", action="store_true",
+                   help=f"keep {' and '.join(BLAS_PINS)} in the workers' environment")
     p.add_argument("--clock", choices=sorted(CLOCK), default="wall",
                    help="wall (default) or cpu: the process's CPU time, for --threads 1 on a "
                         "shared machine")
@@ -775,53 +951,74 @@ def main(argv=None):
     if args.rounds is None:
         args.rounds = 1 if args.quick else 3
     if args.epoch_images is None:
-        args.epoch_images = args.batch_size * (2 if args.quick else 4)
+        args.epoch_images = 0 if args.contention else args.batch_size * (2 if args.quick else 4)
+    if args.threads < 1:
+        p.error(f"--threads must be at least 1, got {args.threads}")
+    if args.clock == "cpu" and (args.threads != 1 or args.contention):
+        p.error("--clock cpu adds up the CPU time of all threads: use it with --threads 1 "
+                "and without --contention")
+    return args
 
-    if args.clock == "cpu" and args.threads != 1:
-        p.error("--clock cpu adds up the CPU time of all threads: use it with --threads 1")
+
+def main(argv=None):
+    args = parse_args(argv)
     if args.worker == "naive":
         return naive_worker(args)
     if args.worker:
         return worker(args)
 
-    t0, busy0, own0 = time.perf_counter(), cpu_busy_seconds(), own_cpu_seconds()
-    cases = list(OPS) + available_steps()
-    if args.only:
-        cases = [c for c in cases if c in args.only.split(",")]
-    frameworks = ["numpy"] + ([] if args.no_torch or not have_torch() else ["torch"])
-    results = {fw: {} for fw in frameworks}
-    for r in range(args.rounds if cases else 0):
-        order = frameworks if r % 2 == 0 else frameworks[::-1]
-        for fw in order:
-            print(f"round {r + 1}/{args.rounds}: {fw} ...", file=sys.stderr, flush=True)
-            res = run_worker(fw, "ops", ",".join(cases), args)
-            for name, ts in res["times"].items():
-                results[fw].setdefault(name, []).extend(ts)
-            results[fw + "_info"] = res["info"]
-    naive = {}
-    naive_cases = [c for c in cases if c in OPS and "naive" in OPS[c]]
-    if not args.no_naive and naive_cases:
-        print("naive loops ...", file=sys.stderr, flush=True)
-        naive = run_worker("naive", "ops", ",".join(naive_cases), args)["times"]
-    fashion = None
-    if not args.no_fashion and (not args.only or "fashion" in args.only.split(",")):
-        fashion = run_fashion(frameworks, args)
-        for fw, fw_info in fashion.pop("info", {}).items():
-            results.setdefault(fw + "_info", fw_info)
-    memory = {}
-    if not args.no_memory:
-        for name in [c for c in cases if c in STEPS]:
-            for fw in frameworks:
-                print(f"memory: {fw} {name} ...", file=sys.stderr, flush=True)
-                res = run_worker(fw, "memory", name, args)
-                memory.setdefault(fw, {})[name] = res["memory"]
+    only = args.only.split(",") if args.only else None
+    cases = [c for c in list(OPS) + available_steps() if not only or c in only]
+    if args.contention:
+        cases = [c for c in cases if c in STEPS]
+    has_torch = not args.no_torch and have_torch()
+    frameworks = ["numpy"] + ["torch"] * has_torch
+    # (name in the results, worker, threads)
+    sides = [("numpy", "numpy", args.threads)] + \
+        ([("numpy1", "numpy", 1)] if args.contention else []) + \
+        [("torch", "torch", args.threads)] * has_torch
+    spinner, spinner_cpu = start_spinner() if args.contention else (None, None)
+    t0, busy0, own0, load0 = time.perf_counter(), cpu_busy_seconds(), own_cpu_seconds(), loadavg()
+    results = {name: {} for name, _, _ in sides}
+    try:
+        for r in range(args.rounds if cases else 0):
+            for name, kind, threads in sides if r % 2 == 0 else sides[::-1]:
+                print(f"round {r + 1}/{args.rounds}: {name} ...", file=sys.stderr, flush=True)
+                res = run_worker(kind, "ops", ",".join(cases), args, threads=threads)
+                for case, ts in res["times"].items():
+                    results[name].setdefault(case, []).append(ts)
+                results.setdefault(kind + "_info", res["info"])
+        naive, fashion, memory = {}, None, {}
+        naive_cases = [c for c in cases if c in OPS and "naive" in OPS[c]]
+        if not args.contention and not args.no_naive and naive_cases:
+            print("naive loops ...", file=sys.stderr, flush=True)
+            naive = run_worker("naive", "ops", ",".join(naive_cases), args)["times"]
+        fashion_cases = [c for c in FASHION if not only or c in only]
+        if not args.contention and not args.no_fashion and fashion_cases:
+            fashion = run_fashion(frameworks, args, fashion_cases)
+            for fw, fw_info in fashion.pop("info", {}).items():
+                results.setdefault(fw + "_info", fw_info)
+        if not args.contention and not args.no_memory:
+            for name in [c for c in cases if c in STEPS]:
+                for fw in frameworks:
+                    print(f"memory: {fw} {name} ...", file=sys.stderr, flush=True)
+                    memory.setdefault(fw, {})[name] = run_worker(fw, "memory", name, args)["memory"]
+    finally:
+        if spinner is not None:
+            spinner.kill()
+            spinner.wait()  # reaped: its CPU time counts as ours below
     wall = time.perf_counter() - t0
-    other = None
+    other = 0.0
     if busy0 is not None:
         used = cpu_busy_seconds() - busy0 - (own_cpu_seconds() - own0)
         other = max(0.0, used / (wall * os.cpu_count()))
-    text, summary = report(results, naive, memory, machine_info(), args, other or 0.0, wall,
-                           fashion)
+    load = dict(other=other, wall=wall, loadavg=(load0, loadavg()), busy=other > BUSY,
+                spinner_cpu=spinner_cpu)
+    info = machine_info(args.keep_blas_env)
+    if args.contention:
+        text, _ = contention_report(results, info, args, load)
+    else:
+        text, _ = report(results, naive, memory, info, args, load, fashion)
     print(text)
     if args.output:
         with open(args.output, "w") as f:

@@ -1,6 +1,7 @@
 """minicnn's threads (minicnn.parallel): the setting, the pool, and results that are
 bit-identical for any thread count, because the chunks depend on the shapes only and
 sums over chunks are added in chunk order."""
+import json
 import os
 import subprocess
 import sys
@@ -136,6 +137,36 @@ def test_blas_is_limited_to_one_thread_once_a_kernel_ran():
     F.relu_forward(np.ones(3))
     blas = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
     assert blas and all(p["num_threads"] == 1 for p in blas)
+
+
+def test_fit_in_a_fresh_process_runs_blas_on_one_thread_and_minicnn_on_all_cpus():
+    """Outside train.py too (a user's script calling fit, with no BLAS variable set), BLAS
+    gets one thread and minicnn's kernels the CPUs the process may use."""
+    pytest.importorskip("threadpoolctl")
+    code = (
+        "import json, os, numpy as np, minicnn\n"
+        "from threadpoolctl import threadpool_info\n"
+        "from minicnn import layers as L\n"
+        "from minicnn.losses import SoftmaxCrossEntropy\n"
+        "from minicnn.models import Sequential\n"
+        "from minicnn.optim import SGD\n"
+        "from minicnn.training import fit\n"
+        "m = Sequential(L.Conv2D(1, 2, 3, seed=0), L.Flatten(), L.Linear(8, 3, seed=0))\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = rng.standard_normal((8, 1, 4, 4), dtype=np.float32)\n"
+        "y = rng.integers(0, 3, 8)\n"
+        "fit(m, SoftmaxCrossEntropy(), SGD(m.parameters(), lr=0.1), (x, y), (x, y), 1, 4,"
+        " progress=False)\n"
+        "print(json.dumps([[p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas'],"
+        " minicnn.get_num_threads(), len(os.sched_getaffinity(0))]))\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MINICNN_NUM_THREADS")}
+    env["PYTHONPATH"] = ROOT
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True).stdout.strip().splitlines()[-1]
+    blas, mine, cpus = json.loads(out)
+    assert blas and set(blas) == {1}, out
+    assert mine == cpus, out
 
 
 # -- bit-identical for any thread count ----------------------------------------------------

@@ -71,6 +71,10 @@ def im2col(xc, kernel, stride, padding, out_hw, rows=None):
     Returns cols: (C, kh, kw, b1 - b0, W', N) with
     cols[c, i, j, r, q, n] = x[n, c, sh * (b0 + r) + i - ph, sw * q + j - pw] (0 in the padding);
     reshaped to (C * kh * kw, (b1 - b0) * W' * N) it is the band's GEMM operand.
+
+    The idea: one strided slice copy per kernel offset (i, j) moves that offset's element
+    of every window at once, instead of one window at a time as the loops of
+    :func:`minicnn.functional.reference.conv2d_forward` read them.
     """
     C, H, W, N = xc.shape
     (kh, kw), (oh, ow) = kernel, out_hw
@@ -101,6 +105,9 @@ def col2im(cols, dx, stride, padding, first_row=0):
     - stride, padding: (sh, sw), (ph, pw) as in the forward pass
 
     Returns dx.
+
+    One strided ``+=`` per kernel offset, as in :func:`im2col`; the loops of
+    :func:`minicnn.functional.reference.conv2d_backward` add window by window instead.
     """
     _, kh, kw, R, ow, _ = cols.shape
     row_spans, col_spans = _spans((kh, kw), stride, padding, dx.shape[1:3], ow,
