@@ -165,9 +165,10 @@ def _run_flags(p):
                         "numbers, so --resume may give another")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--find-lr", nargs="?", const=LR_FIND_PNG, default=None, metavar="PNG",
-                      help="only run the learning-rate range test on the run's model, "
-                           "optimizer, loss and training data (no run folder, nothing "
-                           "trained): print the suggested --lr and draw the sweep into PNG "
+                      help="only run the learning-rate range test (200 steps on a copy of "
+                           "the run's model, with its optimizer, loss and training data; no "
+                           "run folder, nothing trained): print the suggested --lr and draw "
+                           "the sweep into PNG "
                            f"(default: {LR_FIND_PNG} in the current folder)")
     mode.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     mode.add_argument("--evaluate", metavar="CHECKPOINT",
