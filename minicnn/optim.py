@@ -45,6 +45,14 @@ def _check_entries(sd, expected, exact=False):
         raise ValueError("; ".join(problems))
 
 
+def _read_only(a):
+    """A read-only view of ``a``: ``update`` computes from the gradient and must not change
+    it (``dw = dw + wd * w``, never ``dw += wd * w``, which would raise here)."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 class Optimizer:
     """Base of every optimizer.
 
@@ -79,10 +87,12 @@ class Optimizer:
 
     # -- the update ----------------------------------------------------------------
     def step(self) -> None:
-        """Update every parameter in place from its ``grad``."""
+        """Update every parameter in place from its ``grad`` (never changed here); a
+        parameter whose ``grad`` is None is skipped, as in PyTorch."""
         self.step_count += 1
         for p, s in zip(self.params, self._buffers()):
-            self.update(p.data, p.grad, s)
+            if p.grad is not None:
+                self.update(p.data, _read_only(p.grad), s)
 
     def update(self, w: np.ndarray, dw: np.ndarray, s: dict[str, np.ndarray]) -> None:
         raise NotImplementedError(f"{self._name} does not define update")

@@ -8,11 +8,16 @@ from numpy.typing import ArrayLike, DTypeLike
 class Parameter:
     """A trainable tensor: ``data`` holds the values, ``grad`` the accumulated dL/d(data).
 
-    As in PyTorch, ``backward`` *adds* into ``grad`` and ``zero_grad`` clears it.
+    As in PyTorch, ``backward`` *adds* into ``grad`` and ``zero_grad`` clears it. ``grad``
+    may be set to None (no gradient yet): ``accumulate`` and ``zero_grad`` then start a
+    new one, and the optimizers skip the parameter.
     """
 
     def __init__(self, data: ArrayLike) -> None:
         self.data = np.asarray(data)
+        if self.data.dtype.kind != "f":
+            raise TypeError(f"Parameter: data must hold floats (float32, float64), got an "
+                            f"array of {self.data.dtype}")
         self.grad = np.zeros_like(self.data)
 
     @property
@@ -28,17 +33,27 @@ class Parameter:
         return self.data.size
 
     def zero_grad(self) -> None:
-        self.grad[...] = 0
+        if self.grad is None or self.grad.shape != self.data.shape or self.grad.dtype != self.dtype:
+            self.grad = np.zeros_like(self.data)
+        else:
+            self.grad[...] = 0
 
     def accumulate(self, g: np.ndarray) -> None:
         """grad += g; g must have the parameter's shape (no silent broadcasting)."""
         if np.shape(g) != self.data.shape:
             raise ValueError(f"Parameter of shape {self.data.shape}: gradient has shape {np.shape(g)}")
+        if self.grad is None:
+            self.grad = np.zeros_like(self.data)
         self.grad += g
 
     def astype(self, dtype: DTypeLike) -> Parameter:
-        self.data = self.data.astype(dtype)
-        self.grad = self.grad.astype(dtype)
+        """Cast data and grad to ``dtype``, a floating type; returns self."""
+        dt = np.dtype(dtype)
+        if dt.kind != "f":
+            raise TypeError(f"Parameter.astype: dtype must be a floating type such as "
+                            f"np.float32, got {dtype!r}")
+        self.data = self.data.astype(dt)
+        self.grad = None if self.grad is None else self.grad.astype(dt)
         return self
 
     def __repr__(self) -> str:

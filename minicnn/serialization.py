@@ -12,6 +12,7 @@ any float array holding NaN or inf, so no model or checkpoint file with a broken
 ever written (``Layer.save`` and the training checkpoints all go through it).
 """
 import contextlib
+import json
 import math
 import os
 import re
@@ -27,6 +28,10 @@ MAX_BYTES = 1 << 30
 MAX_MEMBERS = 100_000
 #: Returned by an ``expected`` callable of :func:`load_npz`: leave this member unread.
 SKIP = "skip"
+#: The entry that marks an .npz written by ``Layer.save`` as a model file.
+MODEL_MARKER = "__minicnn_model__"
+#: The ``format`` field of a training checkpoint's ``meta`` entry.
+CHECKPOINT_FORMAT = "minicnn-checkpoint-1"
 _KINDS = {"b": "booleans", "i": "integers", "u": "integers", "f": "floats", "U": "text"}
 
 
@@ -299,3 +304,67 @@ def _size(n):
     for unit, scale in (("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40)):
         if n < scale * 1024 or unit == "TiB":
             return f"{n / scale:.1f} {unit}"
+
+
+def _weight_entries(spec, unknown):
+    """The ``expected`` callable of :func:`load_npz` for the weights of a model whose state
+    has the :func:`array_spec` ``spec``: model-file entries, or a checkpoint's ``model.*``
+    entries and ``meta``; optimizer entries are left unread, unknown ones listed."""
+    def check(name, shape, dtype):
+        if name == "meta":
+            return check_spec(((), "U"), shape, dtype)
+        if name == MODEL_MARKER:
+            return check_spec(((), "iu"), shape, dtype)
+        if name.startswith("optimizer."):
+            return SKIP
+        key = name[len("model."):] if name.startswith("model.") else name
+        if key not in spec:
+            unknown.append(name)
+            return SKIP
+        return check_spec(spec[key], shape, dtype)
+    return check
+
+
+def _checkpoint_meta(array, path):
+    """The parsed ``meta`` of a checkpoint: a JSON object with the checkpoint format."""
+    try:
+        meta = json.loads(str(array))
+    except ValueError as e:
+        raise ValueError(f"checkpoint {path!r} (meta): not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path!r} is not a minicnn training checkpoint")
+    return meta
+
+
+def load_weights(model, path, parse_meta=None):
+    """Load weights into ``model`` from a model file (``Layer.save``) or a training
+    checkpoint; returns ``model``.
+
+    The file is read once, and only its model entries, each checked against the model's
+    own state (shape and kind) before it is decompressed; non-finite weights are refused
+    and nothing changes unless everything fits. A checkpoint's ``meta`` is checked by
+    ``parse_meta(array, path)`` when given (the training package passes its full check),
+    else only for being a checkpoint's.
+    """
+    path = os.fspath(path)
+    unknown = []
+    arrays = load_npz(path, "model file", mismatch="does not fit this model",
+                      expected=_weight_entries(array_spec(model.state_dict()), unknown))
+    if arrays.pop(MODEL_MARKER, None) is not None:
+        state, what = arrays, "model file"
+    elif "meta" in arrays:
+        (parse_meta or _checkpoint_meta)(arrays.pop("meta"), path)
+        state = {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
+        what = "checkpoint"
+    else:
+        raise ValueError(f"{path!r} is not a saved minicnn model (no {MODEL_MARKER} entry) "
+                         f"nor a training checkpoint (no meta entry)")
+    if unknown:
+        shown = unknown[:5] + (["..."] if len(unknown) > 5 else [])
+        raise ValueError(f"{what} {path!r} does not fit this model: unexpected entries {shown}")
+    check_finite(state, f"{what} {path!r}")
+    try:
+        model.load_state_dict(state)
+    except ValueError as e:
+        raise ValueError(f"{what} {path!r} does not fit this model: {e}") from None
+    return model

@@ -150,3 +150,73 @@ def test_missing_optional_package_gives_install_hint(monkeypatch, tmp_path):
         to_torch(conv_flatten_net())
     with pytest.raises(ImportError, match=r"minicnn\[export\]"):
         to_onnx(conv_flatten_net(), tmp_path / "m.onnx", (2, 7, 7))
+
+
+class DoubledReLU(L.ReLU):
+    """A subclass of a built-in layer that computes something else."""
+
+    def forward(self, x):
+        return super().forward(x) * 2
+
+
+def test_a_subclass_of_a_built_in_layer_is_refused_not_exported_as_its_parent(tmp_path):
+    pytest.importorskip("torch")
+    net = Sequential(L.Linear(3, 2, seed=0), DoubledReLU())
+    with pytest.raises(TypeError, match=r"to_torch: no PyTorch counterpart for \(1\) DoubledReLU\(\) "
+                                        r"\(.*DoubledReLU, a subclass of ReLU: only minicnn's own "
+                                        r"layer types are exported\)") as e:
+        to_torch(net)
+    assert "\n" not in str(e.value)
+
+
+def test_onnx_refuses_a_subclass_of_a_built_in_layer_in_one_line(tmp_path):
+    pytest.importorskip("onnx")
+    net = Sequential(L.Linear(3, 2, seed=0), Sequential(DoubledReLU()))
+    with pytest.raises(TypeError, match=r"to_onnx: cannot export \(1.0\) DoubledReLU\(\) .*a "
+                                        r"subclass of ReLU") as e:
+        to_onnx(net, tmp_path / "m.onnx", (3,))
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_from_torch_refuses_a_subclass_of_a_torch_module():
+    torch = pytest.importorskip("torch")
+
+    class Shifted(torch.nn.ReLU):
+        def forward(self, x):
+            return super().forward(x) + 1
+
+    with pytest.raises(TypeError, match=r"from_torch: cannot convert \(1\) Shifted\(\): minicnn "
+                                        "has no such layer"):
+        from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2), Shifted()))
+
+
+def test_from_torch_refuses_bfloat16_in_one_line():
+    torch = pytest.importorskip("torch")
+    module = torch.nn.Sequential(torch.nn.Linear(2, 2)).to(torch.bfloat16)
+    with pytest.raises(TypeError, match=r"from_torch: entry '0.weight' is torch.bfloat16, which "
+                                        r"minicnn cannot hold; convert the module first, e.g. "
+                                        r"module.float\(\)") as e:
+        from_torch(module)
+    assert "\n" not in str(e.value)
+
+
+def test_to_onnx_takes_numpy_ints_and_refuses_other_shapes(tmp_path):
+    pytest.importorskip("onnx")
+    proto = to_onnx(Sequential(L.Linear(3, 2, seed=0)), tmp_path / "m.onnx", (np.int64(3),))
+    assert [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim] \
+        == ["N", 3]
+    for bad in (3, (3.0,), (0,), (True,), "3"):
+        with pytest.raises(TypeError, match="to_onnx: input_shape must be one sample's shape"):
+            to_onnx(Sequential(L.Linear(3, 2, seed=0)), tmp_path / "n.onnx", bad)
+
+
+def test_onnx_of_a_reused_layer_and_tied_weights_matches(tmp_path):
+    lin = L.Linear(4, 4, seed=0)
+    a, b = L.Linear(4, 4, seed=1), L.Linear(4, 4, seed=2)
+    b.weight = a.weight
+    for i, net in enumerate((Sequential(lin, L.ReLU(), lin), Sequential(a, L.ReLU(), b),
+                             L.Residual(lin, shortcut=lin))):
+        x = np.random.default_rng(i).standard_normal((3, 4)).astype(np.float32)
+        np.testing.assert_allclose(onnx_outputs(net, x, tmp_path / f"{i}.onnx"), net(x),
+                                   rtol=1e-5, atol=1e-6)

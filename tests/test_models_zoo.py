@@ -128,3 +128,9 @@ def test_init_rules():
     assert conv.bias is None and np.abs(conv.weight.data).max() <= 1 / np.sqrt(36)
     with pytest.raises(ValueError, match="init must be one of 'he', 'pytorch', got 'xavier'"):
         Linear(2, 2, init="xavier")
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_bad_seed_names_the_model(name):
+    with pytest.raises(TypeError, match=f"{MODELS[name].__name__}: seed must be a non-negative int"):
+        build_model(name, seed="abc")

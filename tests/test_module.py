@@ -213,3 +213,14 @@ def test_dropout_rng_of_a_nested_layer_is_found_for_checkpoints():
     inner = Dropout(0.5, seed=0)
     model = Sequential(Linear(2, 2), Sequential(inner))
     assert layer_generators(model) == [inner.rng]
+
+
+def test_summary_keeps_the_pending_output_record_so_dout_is_still_checked():
+    model = net()
+    x = np.random.default_rng(3).standard_normal((2, 2, 4, 4)).astype(np.float32)
+    out = model(x)
+    model.summary((2, 4, 4))
+    with pytest.raises(ValueError, match=r"dout must have the shape of the last output, \(2, 5\)"):
+        model.backward(np.ones((1, 5), np.float32))
+    dx = model.backward(np.ones(out.shape, np.float64))  # cast to the output's float32
+    assert dx.dtype == np.float32

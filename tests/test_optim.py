@@ -229,6 +229,13 @@ def test_repr():
 P = make_params()
 
 
+def int_param():
+    """A parameter whose data was replaced by integers after it was made."""
+    p = Parameter(np.zeros(3))
+    p.data = np.arange(3)
+    return p
+
+
 @pytest.mark.parametrize("make, error, message", [
     (lambda: SGD(P, lr=-0.1), ValueError, r"SGD: lr must be >= 0, got -0.1"),
     (lambda: SGD(P, lr=float("nan")), ValueError, r"SGD: lr must be >= 0, got nan"),
@@ -249,7 +256,8 @@ P = make_params()
     (lambda: SGD([], lr=0.1), ValueError, r"SGD: got an empty parameter list"),
     (lambda: Adam(P[0]), TypeError, r"Adam: params must be a list of Parameters, got a single Parameter"),
     (lambda: Adam([P[0].data]), TypeError, r"Adam: params\[0\] is a ndarray, not a Parameter"),
-    (lambda: Adam([Parameter(np.arange(3))]), TypeError, r"Adam: params\[0\] has dtype int64, expected floats"),
+    (lambda: Adam([int_param()]), TypeError, r"Adam: params\[0\] has dtype int64, expected floats"),
+    (lambda: Parameter(np.arange(3)), TypeError, r"Parameter: data must hold floats .* got an array of int64"),
     (lambda: Adam([P[0], P[1], P[0]]), ValueError, r"Adam: a Parameter appears more than once"),
 ])
 def test_bad_arguments_raise(make, error, message):
@@ -378,3 +386,32 @@ def test_matches_torch_optim(cls, kw):
         t_opt.step()
     for p, tp in zip(params, t_params):
         np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls, kw", CONFIGS + [(SGD, dict(lr=0.1, weight_decay=0.5))], ids=IDS + ["SGD-wd"])
+def test_step_never_changes_the_gradient(cls, kw):
+    """A step reads p.grad and leaves it as it was (weight decay included), as in PyTorch:
+    a second step without a new backward uses the same gradient."""
+    params = make_params()
+    opt = cls(params, **kw)
+    for t in range(3):
+        for i, p in enumerate(params):
+            p.grad = np.cos(p.data + t + i)
+        grads = [p.grad.copy() for p in params]
+        opt.step()
+        for p, g in zip(params, grads):
+            np.testing.assert_array_equal(p.grad, g)
+            assert p.grad.flags.writeable
+
+
+def test_an_update_that_writes_into_the_gradient_is_stopped():
+    class Halving(SGD):
+        def update(self, w, dw, s):
+            dw *= 0.5  # would change p.grad
+            w -= self.lr * dw
+
+    p = Parameter(np.ones(2))
+    p.accumulate(np.ones(2))
+    with pytest.raises(ValueError, match="read-only"):
+        Halving([p], lr=0.1).step()
+    np.testing.assert_array_equal(p.grad, np.ones(2))

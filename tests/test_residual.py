@@ -156,3 +156,26 @@ def test_resnet_small_fit_and_resume_bit_identical(tmp_path):
     for (k, a), b in zip(ref_model.state_dict().items(), model.state_dict().values()):
         assert np.array_equal(a, b), k
     assert os.path.exists(tmp_path / "resumed" / "best.npz")
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(blocks=0), "blocks must be a positive int, got 0"),
+    (dict(blocks=1.5), "blocks must be a positive int"),
+    (dict(widths=()), "widths must be a non-empty tuple of positive ints"),
+    (dict(widths=(4, 0)), "widths must be"),
+])
+def test_resnet_small_refuses_empty_stages(kw, match):
+    with pytest.raises(ValueError, match=f"resnet_small: {match}"):
+        resnet_small(**kw)
+
+
+@pytest.mark.parametrize("c_in,c_out,stride,projection", [
+    (4, 8, 1, True), (4, 4, 2, True), (4, 8, 2, True), (4, 4, 1, False)])
+def test_basic_block_projects_when_channels_or_size_change(c_in, c_out, stride, projection):
+    from minicnn.models.zoo import basic_block
+    block, relu = basic_block(c_in, c_out, stride, seed=0)
+    assert (block.shortcut is not None) == projection
+    x = np.random.default_rng(0).standard_normal((2, c_in, 6, 6)).astype(np.float32)
+    out = relu(block(x))
+    assert out.shape == (2, c_out, 6 // stride, 6 // stride)
+    assert block.backward(relu.backward(np.ones_like(out))).shape == x.shape

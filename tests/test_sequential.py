@@ -19,7 +19,7 @@ from minicnn.models import Sequential
 def small_net(seed=0):
     return Sequential(Conv2D(2, 3, 3, padding=1, seed=seed), BatchNorm2D(3), ReLU(),
                       MaxPool2D(2), Flatten(), Linear(3 * 2 * 2, 5, seed=seed + 1), ReLU(),
-                      Dropout(0.5), Linear(5, 4, seed=seed + 2))
+                      Dropout(0.5, seed=seed), Linear(5, 4, seed=seed + 2))
 
 
 def test_container_protocol():

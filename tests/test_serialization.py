@@ -314,9 +314,10 @@ def test_evaluate_refuses_a_bomb_best_npz_reading_it_once(tmp_path):
         import sys
         from minicnn.serialization import load_npz
         calls = []
+        import minicnn.serialization as ser
         import minicnn.training.checkpoint as ck
-        real = ck.load_npz
-        ck.load_npz = lambda *a, **k: calls.append(a[0]) or real(*a, **k)
+        real = ser.load_npz
+        ser.load_npz = ck.load_npz = lambda *a, **k: calls.append(a[0]) or real(*a, **k)
         from minicnn.cli.train_command import main
         try:
             main(["--evaluate", {str(run / "best.npz")!r}])

@@ -304,8 +304,8 @@ def test_progress_lines_prints_one_line_per_epoch(data, capsys):
         assert float(match[2]) == pytest.approx(record["train_loss"], abs=1e-4)
         assert float(match[3]) == pytest.approx(record["train_acc"], abs=1e-4)
         assert float(match[4]) == pytest.approx(record["val_acc"], abs=1e-4)
-    fit(tiny_net(0), SoftmaxCrossEntropy(), Adam(tiny_net(0).parameters()), *data, 1, BATCH,
-        progress=False)
+    quiet = tiny_net(0)
+    fit(quiet, SoftmaxCrossEntropy(), Adam(quiet.parameters()), *data, 1, BATCH, progress=False)
     assert capsys.readouterr().out == ""
     with pytest.raises(ValueError, match="progress must be one of"):
         fit(model, SoftmaxCrossEntropy(), Adam(model.parameters()), *data, 1, BATCH,

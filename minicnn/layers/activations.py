@@ -2,14 +2,16 @@
 import math
 
 from .. import functional as F
-from .base import Layer, as_generator
+from . import checks as C
+from .base import Layer
+from .checks import as_generator
 
 
 class ReLU(Layer):
     """out = max(x, 0)."""
 
     def forward(self, x):
-        out, self.cache = F.relu_forward(self._check_any(x))
+        out, self.cache = F.relu_forward(C.check_any(self, x))
         return self.record_output(out)
 
     def backward(self, dout):
@@ -33,7 +35,7 @@ class LeakyReLU(Layer):
         self.negative_slope = slope
 
     def forward(self, x):
-        out, self.cache = F.leaky_relu_forward(self._check_any(x), self.negative_slope)
+        out, self.cache = F.leaky_relu_forward(C.check_any(self, x), self.negative_slope)
         return self.record_output(out)
 
     def backward(self, dout):
@@ -49,13 +51,11 @@ class Dropout(Layer):
 
     def __init__(self, p=0.5, seed=None):
         super().__init__()
-        if not 0 <= p < 1:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
-        self.p = float(p)
-        self.rng = as_generator(seed)
+        self.p = C.number("Dropout", "p", p, 0, 1, high_open=True)
+        self.rng = as_generator(seed, "Dropout")
 
     def forward(self, x):
-        out, self.cache = F.dropout_forward(self._check_any(x), self.p, self.rng, self.training)
+        out, self.cache = F.dropout_forward(C.check_any(self, x), self.p, self.rng, self.training)
         return self.record_output(out)  # cache.mask is None for the identity (eval mode or p == 0)
 
     def backward(self, dout):

@@ -10,38 +10,61 @@ adds parameter gradients into ``.grad`` and returns dL/dx.
 The protocol a layer follows (every built-in layer does):
 
 - ``forward`` stores its cache in ``self.cache`` and returns ``self.record_output(out)``;
-- ``backward`` starts with ``cache, dout = self.take_cache(dout)`` (a leaf layer) or with
-  ``self.check_ready(); dout = self.check_dout(dout)`` (a layer built from children),
-  which raise a clear error, before any gradient changes, when there was no forward since
-  the last backward, or the forward ran under :func:`minicnn.no_grad`, or ``dout`` does not
-  match the output. The cache lives until one backward takes it.
+- ``backward`` starts with ``cache, dout = self.take_cache(dout)``, which raises a clear
+  error, before any gradient changes, when there was no forward since the last backward,
+  or the forward ran under :func:`minicnn.no_grad`, or ``dout`` does not match the output,
+  or an array that backward reads was changed in place (see :mod:`.calls`).
+
+A layer may run several times in one forward: each call keeps its own cache (a stack,
+see :mod:`.calls`), each backward takes the latest, and parameter gradients of all
+uses add up. A layer built from others calls them as ``self.body(x)`` in forward, and
+its backward starts with ``_, dout = self.take_cache(dout)`` too (it has no cache of its
+own, but the check covers every sub-layer that ran inside it), then calls their
+``backward`` in the reverse order.
 """
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Iterator
 
 import numpy as np
 from numpy.typing import DTypeLike
 
-from ..grad_mode import is_grad_enabled, no_grad
+from ..grad_mode import is_grad_enabled
 from ..parameter import Parameter
-from ..serialization import save_npz
+from ..serialization import MODEL_MARKER, load_weights, save_npz
+from . import calls as C
+from .checks import as_generator, float_dtype, short  # noqa: F401 - as_generator, short: their old home
+from .state import check_state, names_of, read, state_entries, walk_members, write
+from .summary import print_summary
 
-_MARKER = "__minicnn_model__"
-_INTERNAL = {"_cache", "_out_spec", "_buffer_names", "training"}
-
-
-def short(p):
-    """(3, 3) -> 3 for a readable repr; (3, 5) stays a pair."""
-    return p[0] if p[0] == p[1] else p
+_INTERNAL = {"_calls", "_buffer_names", "_start", "training"}
 
 
-def as_generator(seed):
-    """A numpy Generator from a seed, an existing Generator, or None (fresh entropy)."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    return np.random.default_rng(seed)
+class BufferNameError(KeyError, ValueError):
+    """A buffer name that is taken or not an identifier (a KeyError, as in PyTorch)."""
+
+    def __str__(self):
+        return str(self.args[0])
+
+
+def _tracked(forward):
+    """``forward`` run as a pass of its own when no other forward is running (see
+    :mod:`.calls`): ``layer(x)`` and ``layer.forward(x)`` behave the same. Each call notes
+    where its sub-layers' records begin in the pass (``_start``)."""
+    @functools.wraps(forward)
+    def tracked(self, x, *args, **kwargs):
+        pass_ = C.current_pass()
+        if pass_ is not None:
+            self.__dict__["_start"] = len(pass_.records)
+            return forward(self, x, *args, **kwargs)
+        if not is_grad_enabled():
+            return forward(self, x, *args, **kwargs)
+        self.__dict__["_start"] = 0
+        return C.run_pass(forward, self, x, args, kwargs)
+    tracked.tracked = True
+    return tracked
 
 
 class Layer:
@@ -57,23 +80,26 @@ class Layer:
     #: Built-in layers that can skip computing dL/dx when they are first in a network.
     can_skip_input_grad = False
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        forward = cls.__dict__.get("forward")
+        if forward is not None and not getattr(forward, "tracked", False):
+            cls.forward = _tracked(forward)
+
     def __init__(self) -> None:
         self.training = True
         self._buffer_names = []
-        self._out_spec = None
-        self.cache = None
+        self._calls = []
 
     # -- calling -----------------------------------------------------------------
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        recorder = Layer._recorder
-        if recorder is None:
+        watcher = C.Watchers.active()  # summary() and layer_output() watch every call
+        if watcher is None:
             return self.forward(x)
-        row = recorder.enter(self, x)
+        row = watcher.enter(self, x)
         out = self.forward(x)
-        recorder.leave(row, out)
+        watcher.leave(row, out)
         return out
-
-    _recorder = None  # set by summary() and layer_output() to watch every call
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} does not define forward")
@@ -82,30 +108,88 @@ class Layer:
         raise NotImplementedError(f"{type(self).__name__} does not define backward")
 
     # -- the cache protocol ------------------------------------------------------
+    def _stack(self):
+        return self.__dict__.setdefault("_calls", [])
+
+    def _pass(self):
+        return C.current_pass() or C.Pass()  # a forward called outside a pass is one
+
     @property
     def cache(self) -> Any:
-        """What the last forward kept for backward; None after a backward took it.
+        """What the latest forward kept for backward; None when nothing is pending.
 
-        Inside a ``no_grad()`` block an assignment stores nothing (and drops an older cache).
+        Assigning stores a new record for this call; assigning None, or any assignment
+        inside a ``no_grad()`` block, drops every pending record instead.
         """
-        return self.__dict__.get("_cache")
+        calls = self.__dict__.get("_calls")
+        return calls[-1].cache if calls else None
 
     @cache.setter
     def cache(self, value: Any) -> None:
-        self.__dict__["_cache"] = value if is_grad_enabled() else None
+        if value is None or not is_grad_enabled():
+            self._stack().clear()
+            return
+        C.push(self._stack(), C.Record(self, value, self._pass(), open_=True))
 
     def record_output(self, out: np.ndarray) -> np.ndarray:
-        """Return ``out``, noting its shape and dtype, which backward's dout must match."""
-        self._out_spec = (out.shape, out.dtype) if is_grad_enabled() else None
+        """Return ``out``, noting its shape and dtype (backward's dout must match) and, for a
+        layer with sub-layers, the last record each of them pushed during this call (they
+        must still be on top of their stacks when backward starts)."""
+        calls = self._stack()
+        if not is_grad_enabled():
+            calls.clear()
+            return out
+        top = calls[-1] if calls else None
+        pass_ = self._pass()
+        if top is None or not top.open or top.pass_ is not pass_:
+            top = C.Record(self, None, pass_, open_=False)
+            C.push(calls, top)
+        top.open, top.spec = False, (out.shape, out.dtype)
+        top.inside = C.inside(pass_, self.__dict__.get("_start", 0), self) or None
         return out
 
+    def check_ready(self) -> None:
+        """Raise a clear error, changing nothing, unless this layer and every layer inside
+        hold the records of the forward that backward is about to undo."""
+        calls = self.__dict__.get("_calls")
+        if not calls:
+            self._not_ready(None)
+        top = calls[-1]
+        records = [top] + list(top.inside or ())
+        for record in records:
+            held = record.owner.__dict__.get("_calls")
+            if not held or held[-1] is not record:
+                self._not_ready(record.owner, ran_since=bool(held))
+        for record in records:
+            what = C.changed(record)
+            if what is not None:
+                m = record.owner
+                where = f"its layer {names_of(self)[id(m)]}: {m._describe()}, " if m is not self else ""
+                raise RuntimeError(
+                    f"{self._describe()}: {where}the {what} that backward reads was modified "
+                    f"by an in-place operation after forward (e.g. out *= 2); change a copy "
+                    f"instead (out = out * 2), or run forward again")
+
+    def _not_ready(self, m, ran_since=False):
+        where = ""
+        if m is not None and m is not self:
+            where = f" (its layer {names_of(self).get(id(m), '?')}: {m._describe()})"
+        if ran_since:
+            raise RuntimeError(f"{self._describe()}{where}: that layer ran forward or backward "
+                               "on its own since this forward; run forward again")
+        raise RuntimeError(
+            f"{self._describe()}{where}: backward called before forward, twice after "
+            "one forward, or after a forward under no_grad() (predict, evaluate), "
+            "which keeps no cache; run forward first")
+
     def check_dout(self, dout: np.ndarray) -> np.ndarray:
-        """``dout`` checked against the recorded output: a numpy array of its shape; another
-        float dtype is cast to the output's (float32 stays float32)."""
+        """``dout`` checked against the latest recorded output: a numpy array of its shape;
+        another float dtype is cast to the output's (float32 stays float32)."""
         if not isinstance(dout, np.ndarray):
             raise TypeError(f"{self._describe()}: dout must be a numpy array, "
                             f"got {type(dout).__name__}")
-        spec = self.__dict__.get("_out_spec")
+        calls = self.__dict__.get("_calls")
+        spec = calls[-1].spec if calls else None
         if spec is None:
             return dout
         shape, dtype = spec
@@ -114,23 +198,13 @@ class Layer:
                              f"output, {shape}, got {dout.shape}")
         return dout.astype(dtype, copy=False)
 
-    def check_ready(self) -> None:
-        """Raise a clear error unless every leaf layer inside holds the cache of a forward."""
-        for name, m in self.named_modules():
-            if m.cache is None and next(m.children(), None) is None:
-                where = f" (its layer {name}: {m._describe()})" if name else ""
-                raise RuntimeError(
-                    f"{self._describe()}{where}: backward called before forward, twice after "
-                    "one forward, or after a forward under no_grad() (predict, evaluate), "
-                    "which keeps no cache; run forward first")
-
     def take_cache(self, dout: np.ndarray) -> tuple[Any, np.ndarray]:
-        """The cache of the last forward and ``dout`` checked by :meth:`check_dout`; the cache
-        is released, so a second backward without a new forward is an error."""
+        """The cache of the latest forward and ``dout`` checked by :meth:`check_dout`, after
+        :meth:`check_ready`; the record is released, so the next backward undoes the call
+        before (or, if there is none, is an error)."""
         self.check_ready()
         dout = self.check_dout(dout)
-        cache, self.cache, self._out_spec = self.cache, None, None
-        return cache, dout
+        return self.__dict__["_calls"].pop().cache, dout
 
     def _describe(self):
         return repr(self) if next(self.children(), None) is None else type(self).__name__
@@ -138,17 +212,9 @@ class Layer:
     # -- what a layer holds --------------------------------------------------------
     def _members(self):
         """(name, value) for every Layer or Parameter attribute, in assignment order; a list,
-        tuple or dict attribute contributes ``name.i`` / ``name.key`` entries."""
-        for name, value in vars(self).items():
-            if name in _INTERNAL:
-                continue
-            if isinstance(value, (Layer, Parameter)):
-                yield name, value
-            elif isinstance(value, (list, tuple, dict)):
-                items = value.items() if isinstance(value, dict) else enumerate(value)
-                for key, v in items:
-                    if isinstance(v, (Layer, Parameter)):
-                        yield f"{name}.{key}", v
+        tuple or dict attribute contributes ``name.i`` / ``name.key`` entries. A Layer or
+        Parameter anywhere else in an attribute (a list in a list, a set) is an error."""
+        return walk_members(self, _INTERNAL, (Layer, Parameter))
 
     def named_children(self) -> Iterator[tuple[str, Layer]]:
         """(name, layer) for each direct sub-layer."""
@@ -176,21 +242,24 @@ class Layer:
         return (m for _, m in self.named_modules())
 
     def get_submodule(self, target: str) -> Layer:
-        """The sub-layer with dotted name ``target`` ("" is this layer), e.g. "1.body.0"."""
-        if target == "":
-            return self
-        modules = dict(self.named_modules())
-        if target not in modules:
-            raise KeyError(f"{type(self).__name__} has no layer named {target!r}; its layers "
-                           f"are {[n for n in modules if n]}")
-        return modules[target]
+        """The sub-layer with dotted name ``target`` ("" is this layer), e.g. "1.body.0";
+        a layer used in several places is found under each of its names."""
+        module = self
+        for i, part in enumerate(target.split(".") if target else ()):
+            child = dict(module.named_children()).get(part)
+            if child is None:
+                where = ".".join(target.split(".")[:i]) or "the model"
+                raise KeyError(f"{type(self).__name__} has no layer named {target!r}: "
+                               f"{where} has no child {part!r}")
+            module = child
+        return module
 
     def _own_parameters(self):
         return ((n, v) for n, v in self._members() if isinstance(v, Parameter))
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
         """(dotted name, Parameter) for every parameter of this layer and its sub-layers,
-        each once, in state-dict order."""
+        each once (a tied parameter under its first name), in state-dict order."""
         seen = set()
         for prefix, module in self.named_modules():
             for name, p in module._own_parameters():
@@ -201,21 +270,30 @@ class Layer:
     def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]
 
-    def register_buffer(self, name: str, value: np.ndarray) -> None:
-        """Keep ``value`` (an array) as attribute ``name``, saved in the state dict but not
-        trained (e.g. batch-norm's running statistics). Reassigning the attribute keeps it
-        registered."""
-        if not isinstance(name, str) or not name.isidentifier() or name in _INTERNAL:
-            raise ValueError(f"{type(self).__name__}: invalid buffer name {name!r}")
+    def register_buffer(self, name: str, value: np.ndarray | None) -> None:
+        """Keep ``value`` (an array, or None) as attribute ``name``, saved in the state dict
+        but not trained (e.g. batch-norm's running statistics); a None buffer is skipped by
+        the state dict, as in PyTorch. Reassigning the attribute keeps it registered."""
+        if not isinstance(name, str):
+            raise TypeError(f"{type(self).__name__}: buffer name must be a string, "
+                            f"got {type(name).__name__}")
         buffers = self.__dict__.setdefault("_buffer_names", [])
+        taken = (name in _INTERNAL or hasattr(type(self), name)
+                 or (name in self.__dict__ and name not in buffers))
+        if not name.isidentifier() or taken:
+            why = "an attribute, method, parameter or sub-layer" if name.isidentifier() \
+                else "not a Python identifier"
+            raise BufferNameError(f"{type(self).__name__}: invalid buffer name {name!r}: it is "
+                                  f"{why}; choose another name")
         if name not in buffers:
             buffers.append(name)
-        setattr(self, name, np.asarray(value))
+        setattr(self, name, None if value is None else np.asarray(value))
 
     def named_buffers(self) -> Iterator[tuple[str, np.ndarray]]:
         for prefix, module in self.named_modules():
             for name in module.__dict__.get("_buffer_names", ()):
-                yield (f"{prefix}.{name}" if prefix else name), getattr(module, name)
+                if getattr(module, name) is not None:
+                    yield (f"{prefix}.{name}" if prefix else name), getattr(module, name)
 
     def buffers(self) -> list[np.ndarray]:
         return [b for _, b in self.named_buffers()]
@@ -241,15 +319,17 @@ class Layer:
         return None if p is None else p[1].dtype
 
     def astype(self, dtype: DTypeLike) -> Layer:
-        """Cast every parameter and floating buffer to ``dtype`` in place; returns self."""
+        """Cast every parameter and floating buffer to ``dtype`` (a floating type) in place;
+        pending caches are dropped. Returns self."""
+        dtype = float_dtype(f"{type(self).__name__}.astype", dtype)
         for p in self.parameters():
             p.astype(dtype)
         for m in self.modules():
             for name in m.__dict__.get("_buffer_names", ()):
                 b = getattr(m, name)
-                if np.issubdtype(b.dtype, np.floating):
+                if b is not None and np.issubdtype(b.dtype, np.floating):
                     setattr(m, name, b.astype(dtype))
-            m.cache, m._out_spec = None, None
+            m._stack().clear()
         return self
 
     def _add_weight_bias_grads(self, dw, db):
@@ -263,55 +343,32 @@ class Layer:
         return a.astype(self.dtype, copy=False)
 
     # -- state -------------------------------------------------------------------
-    def _state_entries(self):
-        """(key, Parameter) or (key, (layer, buffer name)) in PyTorch's state-dict order:
-        each layer's parameters, then its buffers, then its children's."""
-        seen = set()
-        for prefix, module in self.named_modules():
-            pre = prefix + "." if prefix else ""
-            for name, p in module._own_parameters():
-                if id(p) not in seen:
-                    seen.add(id(p))
-                    yield pre + name, p
-            for name in module.__dict__.get("_buffer_names", ()):
-                yield pre + name, (module, name)
-
     def state_dict(self) -> dict[str, np.ndarray]:
         """A flat dict of copies of every parameter and buffer, keys nested as in PyTorch
-        ("0.weight", "3.body.1.running_mean", ...)."""
-        return {key: (np.array(e.data, copy=True) if isinstance(e, Parameter)
-                      else np.array(getattr(*e), copy=True))
-                for key, e in self._state_entries()}
+        ("0.weight", "3.body.1.running_mean", ...). A layer or parameter used in several
+        places is listed under every name it has, as in PyTorch."""
+        return {key: np.array(read(owner), copy=True) for key, owner in state_entries(self)}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> Layer:
-        """Load a state dict; every entry is checked first, so nothing is half-loaded."""
-        entries = dict(self._state_entries())
-        current = {k: (e.data if isinstance(e, Parameter) else getattr(*e))
-                   for k, e in entries.items()}
-        problems = state_problems(current, state)
-        if problems:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: " + "; ".join(problems))
-        for key, e in entries.items():
-            if isinstance(e, Parameter):
-                e.data = np.array(state[key], dtype=e.dtype, copy=True)
-                e.grad = np.zeros_like(e.data)
-            else:
-                module, name = e
-                setattr(module, name, np.array(state[key], dtype=getattr(module, name).dtype))
+        """Load a state dict, all or nothing: every entry is converted to its target's dtype
+        and checked (a number, finite, the exact shape; copies of a tied parameter equal)
+        before any is assigned; the error names the entries that are wrong."""
+        values = check_state(self, state)
+        for key, owner in state_entries(self):
+            write(owner, values[key])
         return self
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the state dict to an .npz file atomically (loadable with :meth:`load`)."""
-        save_npz(path, {**self.state_dict(), _MARKER: np.array(1)})
+        save_npz(path, {**self.state_dict(), MODEL_MARKER: np.array(1)})
 
     def load(self, path: str | os.PathLike) -> Layer:
         """Load weights saved by :meth:`save` (or a training checkpoint); returns self.
 
         The file is read once and never unpickled; every entry's shape and kind are checked
         against this model's before it is decompressed, and NaN/inf weights are refused
-        (see :func:`minicnn.training.checkpoint.load_weights`).
+        (see :func:`minicnn.serialization.load_weights`).
         """
-        from ..training.checkpoint import load_weights  # here: training imports layers
         return load_weights(self, path)
 
     # -- description -------------------------------------------------------------
@@ -328,87 +385,5 @@ class Layer:
 
     def summary(self, input_shape: tuple[int, ...]) -> None:
         """Print every sub-layer's output shape and parameter count (indented by depth) for
-        one input of ``input_shape``, and the total. If a layer fails, the rows computed so
-        far are printed, then the error names the layer and the shape it got."""
-        from .summary import print_summary
+        one input of ``input_shape``, and the total (see :func:`minicnn.layers.summary.summary`)."""
         print_summary(self, input_shape)
-
-    # -- input checks ------------------------------------------------------------
-    def _check_input(self, x, ndim, channels=None, layout=None):
-        """Raise a clear error for a non-array, wrong rank or wrong channel count."""
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"{self!r}: expected a numpy array, got {type(x).__name__}")
-        self._check_real(x)
-        layout = layout or ("(N, C, H, W)" if ndim == 4 else "(N, D)")
-        if x.ndim != ndim:
-            raise ValueError(
-                f"{self!r}: expected input of shape {layout} ({ndim}-D), got shape {x.shape}")
-        if channels is not None and x.shape[1] != channels:
-            raise ValueError(
-                f"{self!r}: expected {channels} channels/features on axis 1, "
-                f"got input of shape {x.shape}")
-        if x.shape[0] == 0:
-            raise ValueError(f"{self!r}: got an empty batch, shape {x.shape}")
-
-    def _check_window(self, x, kernel, padding):
-        """Raise a clear error when the kernel does not fit in the padded input."""
-        if any(s + 2 * p < k for s, p, k in zip(x.shape[2:], padding, kernel)):
-            raise ValueError(f"{self!r}: kernel {kernel} is larger than the padded input; "
-                             f"input shape {x.shape}, padding {padding}")
-
-    def _check_any(self, x):
-        """An element-wise layer's input: any shape, floats (integers become float32)."""
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"{self!r}: expected a numpy array, got {type(x).__name__}")
-        self._check_real(x)
-        return self._as_float(x)
-
-    def _check_real(self, x):
-        """Raise TypeError unless ``x`` holds real numbers: a complex input would be cast to
-        floats, silently dropping its imaginary part; strings and objects are refused too."""
-        if x.dtype.kind not in "biuf":
-            raise TypeError(f"{self!r}: expected real numbers (floats, integers or booleans), "
-                            f"got an array of {x.dtype}")
-
-    @staticmethod
-    def _as_float(x):
-        return x if x.dtype.kind == "f" else x.astype(np.float32)
-
-
-class preserved_state:  # noqa: N801 - used like a function: with preserved_state(model):
-    """Run forwards that leave no trace: eval mode and ``no_grad`` inside, and afterwards
-    every sub-layer's mode, cache and recorded output exactly as before."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def __enter__(self):
-        self.saved = [(m, m.training, m.__dict__.get("_cache"), m.__dict__.get("_out_spec"))
-                      for m in self.model.modules()]
-        self.model.eval()
-        self.grad = no_grad()
-        self.grad.__enter__()
-        return self.model
-
-    def __exit__(self, *exc):
-        self.grad.__exit__(*exc)
-        for m, training, cache, spec in self.saved:
-            m.training = training
-            m.__dict__["_cache"], m.__dict__["_out_spec"] = cache, spec
-        return False
-
-
-def state_problems(current, state):
-    """What is missing, extra or mis-shaped in ``state`` against ``current`` (key -> array)."""
-    problems = []
-    missing = [k for k in current if k not in state]
-    extra = [k for k in state if k not in current]
-    if missing:
-        problems.append(f"missing entries {missing}")
-    if extra:
-        problems.append(f"unexpected entries {extra}")
-    for k, ref in current.items():
-        if k in state and np.shape(state[k]) != np.shape(ref):
-            problems.append(f"entry {k!r} should have shape {np.shape(ref)}, "
-                            f"got {np.shape(state[k])}")
-    return problems

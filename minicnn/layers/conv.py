@@ -5,7 +5,9 @@ from .. import functional as F
 from ..functional.geometry import pair
 from ..init import weight_and_bias
 from ..parameter import Parameter
-from .base import Layer, as_generator, short
+from . import checks as C
+from .base import Layer
+from .checks import as_generator, short
 
 
 class Conv2D(Layer):
@@ -35,14 +37,15 @@ class Conv2D(Layer):
                              f"padding={padding}")
         kh, kw = self.kernel_size
         fan_in = in_channels * kh * kw
-        rng = as_generator(seed)
+        rng = as_generator(seed, "Conv2D")
+        dtype = C.float_dtype("Conv2D", dtype)
         w, b = weight_and_bias(init, (out_channels, in_channels, kh, kw), fan_in, rng, dtype, bias)
         self.weight = Parameter(w)
         self.bias = None if b is None else Parameter(b)
 
     def forward(self, x):
-        self._check_input(x, 4, self.in_channels)
-        self._check_window(x, self.kernel_size, self.padding)
+        C.check_input(self, x, 4, self.in_channels)
+        C.check_window(self, x, self.kernel_size, self.padding)
         x = self._as_param_dtype(x)
         b = None if self.bias is None else self.bias.data
         out, self.cache = F.conv2d_forward(x, self.weight.data, b, self.stride, self.padding)

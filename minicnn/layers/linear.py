@@ -4,7 +4,9 @@ import numpy as np
 from .. import functional as F
 from ..init import weight_and_bias
 from ..parameter import Parameter
-from .base import Layer, as_generator
+from . import checks as C
+from .base import Layer
+from .checks import as_generator
 
 
 class Linear(Layer):
@@ -24,13 +26,14 @@ class Linear(Layer):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
                 raise ValueError(f"Linear: {name} must be a positive int, got {v!r}")
         self.in_features, self.out_features = int(in_features), int(out_features)
-        rng = as_generator(seed)
+        rng = as_generator(seed, "Linear")
+        dtype = C.float_dtype("Linear", dtype)
         w, b = weight_and_bias(init, (out_features, in_features), in_features, rng, dtype, bias)
         self.weight = Parameter(w)
         self.bias = None if b is None else Parameter(b)
 
     def forward(self, x):
-        self._check_input(x, 2, self.in_features)
+        C.check_input(self, x, 2, self.in_features)
         b = None if self.bias is None else self.bias.data
         out, self.cache = F.linear_forward(self._as_param_dtype(x), self.weight.data, b)
         return self.record_output(out)
@@ -55,7 +58,7 @@ class Flatten(Layer):
                              f"2 dimensions, got {getattr(x, 'shape', type(x).__name__)}")
         if x.shape[0] == 0:
             raise ValueError(f"{self!r}: got an empty batch, shape {x.shape}")
-        self._check_real(x)
+        C.check_real(self, x)
         out, self.cache = F.flatten_forward(x)
         return self.record_output(out)
 

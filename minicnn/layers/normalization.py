@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import functional as F
 from ..parameter import Parameter
+from . import checks as C
 from .base import Layer
 
 
@@ -27,6 +28,7 @@ class _BatchNorm(Layer):
             raise ValueError(f"{name}: need eps > 0 (and finite) and 0 <= momentum <= 1, got "
                              f"eps={eps}, momentum={momentum}")
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
+        dtype = C.float_dtype(name, dtype)
         self.weight = Parameter(np.ones(num_features, dtype=dtype))
         self.bias = Parameter(np.zeros(num_features, dtype=dtype))
         self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
@@ -34,7 +36,7 @@ class _BatchNorm(Layer):
         self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
 
     def forward(self, x):
-        self._check_input(x, self.ndim, self.num_features)
+        C.check_input(self, x, self.ndim, self.num_features)
         x = self._as_param_dtype(x)
         if self.training:
             m = x.size // x.shape[1]

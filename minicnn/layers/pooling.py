@@ -1,7 +1,9 @@
 """Pooling layers: max, average and global average."""
 from .. import functional as F
 from ..functional.geometry import pair
-from .base import Layer, short
+from . import checks as C
+from .base import Layer
+from .checks import short
 
 
 class _Pool2D(Layer):
@@ -23,9 +25,9 @@ class _Pool2D(Layer):
                              f"kernel_size {kernel_size}")
 
     def _check(self, x):
-        self._check_input(x, 4)
-        self._check_window(x, self.kernel_size, self.padding)
-        return self._as_float(x)
+        C.check_input(self, x, 4)
+        C.check_window(self, x, self.kernel_size, self.padding)
+        return C.as_float(x)
 
     def extra_repr(self):
         s = (f"kernel_size={short(self.kernel_size)}, stride={short(self.stride)}, "
@@ -86,8 +88,8 @@ class GlobalAvgPool2D(Layer):
     """(N, C, H, W) -> (N, C): the mean of each feature map."""
 
     def forward(self, x):
-        self._check_input(x, 4)
-        out, self.cache = F.global_avg_pool2d_forward(self._as_float(x))
+        C.check_input(self, x, 4)
+        out, self.cache = F.global_avg_pool2d_forward(C.as_float(x))
         return self.record_output(out)
 
     def backward(self, dout):

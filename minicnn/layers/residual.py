@@ -10,7 +10,9 @@ class Residual(Layer):
     """out = body(x) + shortcut(x), with the identity as shortcut when ``shortcut`` is None.
 
     Backward sends dout into both branches and adds their input gradients:
-    dL/dx = body.backward(dout) + shortcut.backward(dout)   (+ dout for the identity).
+    dL/dx = body.backward(dout) + shortcut.backward(dout)   (+ dout for the identity),
+    the shortcut's first, since it ran last (a layer used in both branches then finds the
+    cache of each call in turn).
     ``body`` and ``shortcut`` are children, so their parameters, buffers and modes are
     this layer's too; state-dict keys read "body.0.weight", "shortcut.1.running_mean".
     """
@@ -35,7 +37,6 @@ class Residual(Layer):
         return self.record_output(out + skip.astype(out.dtype, copy=False))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        self.check_ready()
-        dout = self.check_dout(dout)
-        dx = self.body.backward(dout)
-        return dx + (dout if self.shortcut is None else self.shortcut.backward(dout))
+        _, dout = self.take_cache(dout)
+        skip = dout if self.shortcut is None else self.shortcut.backward(dout)
+        return self.body.backward(dout) + skip

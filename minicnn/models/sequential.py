@@ -31,6 +31,14 @@ class Sequential(Layer):
         return self
 
     def named_children(self) -> Iterator[tuple[str, Layer]]:
+        """("0", first layer), ("1", second layer), ...; a layer kept anywhere else on a
+        Sequential (``seq.extra = Linear(...)``) is an error, since forward would not run it."""
+        for name, value in self._members():
+            if isinstance(value, Layer) and not name.startswith("layers."):
+                raise TypeError(
+                    f"Sequential: attribute {name!r} holds a layer that forward does not run "
+                    f"(a Sequential runs only its list of layers); add it with append(), or "
+                    f"write a Layer of your own that holds both")
         return ((str(i), layer) for i, layer in enumerate(self.layers))
 
     def __len__(self) -> int:
@@ -55,9 +63,9 @@ class Sequential(Layer):
 
         Every layer is checked to hold the cache of a forward before any gradient changes.
         Returns dL/dx; with ``input_grad=False`` the first layer may skip it (returns None).
+        An empty Sequential is the identity: it returns ``dout``.
         """
-        self.check_ready()
-        dout = self.check_dout(dout)
+        _, dout = self.take_cache(dout)
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
             if i == 0 and not input_grad and layer.can_skip_input_grad:

@@ -20,7 +20,7 @@ from ..layers import (
     ReLU,
     Residual,
 )
-from ..layers.base import as_generator
+from ..layers.checks import as_generator
 from .sequential import Sequential
 
 
@@ -32,7 +32,7 @@ def three_layer_convnet(num_classes=10, in_channels=3, image_size=32, seed=None,
     conv keeps the size (padding = filter_size // 2, odd filter_size), the pool halves it,
     so the first affine layer sees num_filters * (H // 2) * (W // 2) features.
     """
-    rng = as_generator(seed)
+    rng = as_generator(seed, "three_layer_convnet")
     h, w = pair(image_size, "three_layer_convnet image_size")
     return Sequential(
         Conv2D(in_channels, num_filters, filter_size, padding=filter_size // 2, seed=rng,
@@ -60,7 +60,7 @@ def vgg_small(num_classes=10, in_channels=3, seed=None, dtype=np.float32, widths
     64x4x4, then (N, 64). Any input size works (global pooling); ``widths=(32, 64)`` gives
     two stages.
     """
-    rng = as_generator(seed)
+    rng = as_generator(seed, "vgg_small")
     layers, c_in = [], in_channels
     for c_out in widths:
         layers += _conv_bn_relu(c_in, c_out, rng, dtype) + _conv_bn_relu(c_out, c_out, rng, dtype)
@@ -77,7 +77,7 @@ def basic_block(c_in, c_out, stride=1, seed=None, dtype=np.float32):
     another channel count) it is a strided 1x1 conv and batch-norm. The convs have no bias
     (the batch-norm after each one has it).
     """
-    rng = as_generator(seed)
+    rng = as_generator(seed, "basic_block")
     body = Sequential(
         Conv2D(c_in, c_out, 3, stride=stride, padding=1, bias=False, seed=rng, dtype=dtype),
         BatchNorm2D(c_out, dtype=dtype), ReLU(),
@@ -99,9 +99,13 @@ def resnet_small(num_classes=10, in_channels=3, seed=None, dtype=np.float32,
     Input (N, in_channels, H, W) -> scores (N, num_classes); on 32x32 inputs with the
     default widths the feature maps go 16x32x32 -> 32x16x16 -> 64x8x8, then (N, 64).
     """
-    rng = as_generator(seed)
+    rng = as_generator(seed, "resnet_small")
     if isinstance(blocks, bool) or not isinstance(blocks, (int, np.integer)) or blocks < 1:
         raise ValueError(f"resnet_small: blocks must be a positive int, got {blocks!r}")
+    if not isinstance(widths, (tuple, list)) or not widths or any(
+            isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1 for w in widths):
+        raise ValueError(f"resnet_small: widths must be a non-empty tuple of positive ints, "
+                         f"got {widths!r}")
     layers = [Conv2D(in_channels, widths[0], 3, padding=1, bias=False, seed=rng, dtype=dtype),
               BatchNorm2D(widths[0], dtype=dtype), ReLU()]
     c_in = widths[0]
@@ -117,7 +121,7 @@ def resnet_small(num_classes=10, in_channels=3, seed=None, dtype=np.float32,
 def linear_classifier(num_classes=10, in_channels=3, image_size=32, seed=None,
                       dtype=np.float32):
     """Softmax regression on raw pixels, Flatten - affine: the baseline to beat."""
-    rng = as_generator(seed)
+    rng = as_generator(seed, "linear_classifier")
     h, w = pair(image_size, "linear_classifier image_size")
     return Sequential(Flatten(), Linear(in_channels * h * w, num_classes, seed=rng, dtype=dtype))
 

@@ -19,6 +19,7 @@ import re
 
 import numpy as np
 
+from .. import serialization
 from ..serialization import SKIP, array_spec, check_finite, check_spec, load_npz, save_npz
 from .history import COLUMNS, History
 from .schema import Rule, check_record, choice, integer, list_of, number, record, rng_state
@@ -273,29 +274,6 @@ def load_checkpoint(path, model, optimizer=None, rng=None, config=None):
 
 
 def load_weights(model, path):
-    """Load weights into ``model`` from ``best.npz`` (model file) or ``checkpoint.npz``.
-
-    The file is read once, and only its model entries, each checked against the model's
-    own state (shape and kind) before it is decompressed; non-finite weights are refused.
-    """
-    path = os.fspath(path)
-    unknown = []
-    arrays = load_npz(path, "model file", mismatch="does not fit this model",
-                      expected=_entries(model, None, read_optimizer=False, unknown=unknown))
-    if arrays.pop(_MODEL_MARKER, None) is not None:
-        state, what = arrays, "model file"
-    elif "meta" in arrays:
-        _parse_meta(arrays.pop("meta"), path)
-        state, what = _split(arrays, "model."), "checkpoint"
-    else:
-        raise ValueError(f"{path!r} is not a saved minicnn model (no {_MODEL_MARKER} entry) "
-                         f"nor a training checkpoint (no meta entry)")
-    if unknown:
-        shown = unknown[:5] + (["..."] if len(unknown) > 5 else [])
-        raise ValueError(f"{what} {path!r} does not fit this model: unexpected entries {shown}")
-    check_finite(state, f"{what} {path!r}")
-    try:
-        model.load_state_dict(state)
-    except ValueError as e:
-        raise ValueError(f"{what} {path!r} does not fit this model: {e}") from None
-    return model
+    """Load weights into ``model`` from ``best.npz`` (model file) or ``checkpoint.npz``
+    (see :func:`minicnn.serialization.load_weights`), the checkpoint's meta fully checked."""
+    return serialization.load_weights(model, path, parse_meta=_parse_meta)

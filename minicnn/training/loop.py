@@ -33,6 +33,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
@@ -166,6 +167,7 @@ def fit(model: Layer, loss_fn: Loss, optimizer: Optimizer,
     """
     _check_arguments(train_data, val_data, epochs, batch_size, drop_last, progress)
     _warn_if_unnormalized(train_data, val_data)
+    _warn_if_optimizer_elsewhere(model, optimizer)
     with hold_run_folder(out_dir, resume):  # one writer; a new run needs a new or empty folder
         rng = np.random.default_rng(seed)
         loader = DataLoader(*train_data, batch_size, shuffle=True, augment=augment,
@@ -201,6 +203,16 @@ def _warn_if_unnormalized(train_data, val_data):
                               stacklevel=3)
     if not warned and val_data is not None:
         check_normalized(val_data[0], "fit: the validation inputs (val_data[0])", stacklevel=3)
+
+
+def _warn_if_optimizer_elsewhere(model, optimizer):
+    """A UserWarning when the optimizer holds none of the model's parameters (it was
+    built for another model): training would change nothing."""
+    owned = {id(p) for p in model.parameters()}
+    if owned and not any(id(p) in owned for p in getattr(optimizer, "params", ())):
+        warnings.warn("fit: the optimizer holds none of the model's parameters, so training "
+                      "changes nothing; build it with optimizer(model.parameters(), ...)",
+                      stacklevel=3)
 
 
 def _open_run(model, optimizer, loader, out_dir, resume, config):
