@@ -295,3 +295,36 @@ def test_a_preset_carries_widths_schedule_erasing_and_label_smoothing(monkeypatc
     assert "--widths 32,64,128" in presets.describe(RECIPE)
     assert "--label-smoothing 0.1" in presets.describe(RECIPE)
 
+
+
+def test_a_per_step_schedule_resumes_mid_epoch_exactly(tmp_path, monkeypatch, capsys):
+    """Ctrl-C inside epoch 1 of a one-cycle run, then --resume: every step's rate and loss
+    equal an uninterrupted run's (the command rebuilds the same per-step schedule)."""
+    import signal
+
+    from minicnn.losses import SoftmaxCrossEntropy
+    c = cli()
+
+    class CtrlC(SoftmaxCrossEntropy):
+        calls = 0
+
+        def forward(self, scores, y):
+            CtrlC.calls += 1
+            if CtrlC.calls == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().forward(scores, y)
+
+    monkeypatch.setenv("MINICNN_DATA", str(tmp_path / "none"))
+    recipe = [*TINY, "--epochs", "2", "--schedule", "onecycle", "--lr", "0.01",
+              "--label-smoothing", "0.1"]
+    c.main([*recipe, "--out", str(tmp_path / "whole")])
+    with monkeypatch.context() as m:
+        m.setattr(c, "build_loss", lambda config: CtrlC(config["label_smoothing"]))
+        with pytest.raises(SystemExit):
+            c.main([*recipe, "--out", str(tmp_path / "part")])
+    c.main(["--resume", str(tmp_path / "part"), "--no-progress"])
+    capsys.readouterr()
+    whole = History.load(tmp_path / "whole" / "history.json")
+    part = History.load(tmp_path / "part" / "history.json")
+    assert np.array_equal(whole.iteration_loss, part.iteration_loss)
+    assert whole["lr"] == part["lr"] and whole["val_acc"] == part["val_acc"]

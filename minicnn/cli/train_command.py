@@ -232,10 +232,14 @@ def run_training(args):
         _finish(run_dir, config, data)
 
 
+def _count(n, noun):
+    """``_count(2, "thread")`` -> "2 threads", ``_count(1, "epoch")`` -> "1 epoch"."""
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
 def _threads():
     """"2 threads": how many threads minicnn's kernels use (``--threads``)."""
-    n = get_num_threads()
-    return f"{n} thread{'s' if n != 1 else ''}"
+    return _count(get_num_threads(), "thread")
 
 
 def _train(args, config, run_dir, data):
@@ -244,7 +248,7 @@ def _train(args, config, run_dir, data):
     loss_fn = build_loss(config)
     print(f"run folder: {run_dir}")
     print(f"{config['model']} on {len(data.y_train)} {config['dataset']} training images, "
-          f"{config['epochs']} epochs, {optimizer!r}, schedule {config['schedule']}, "
+          f"{_count(config['epochs'], 'epoch')}, {optimizer!r}, schedule {config['schedule']}, "
           f"{loss_fn!r}, {_threads()}")
     try:
         fit(model, loss_fn, optimizer, (data.x_train, data.y_train),
