@@ -309,8 +309,8 @@ def run_find_lr(args):
     plot_lr_find(*result, path=args.find_lr)
     print(result)
     print(f"picture: {args.find_lr}")
-    print(f"train with it: {args.command} {' '.join(_flags_given(args))}"
-          f"{' ' if _flags_given(args) else ''}--lr {result.suggestion:.2g}")
+    words = [args.command, *_flags_given(args), f"--lr {result.suggestion:.2g}"]
+    print(f"train with it: {' '.join(words)}")
 
 
 def _flags_given(args):
