@@ -14,6 +14,7 @@ from minicnn.training.config import RunConfig
 from minicnn.training.history import History
 from minicnn.training.schedules import SCHEDULES, make_schedule
 
+FASHION = "/usr/share/datasets/fashion-mnist"
 TINY = ["--dataset", "synthetic", "--num-train", "48", "--num-val", "16", "--num-test", "16",
         "--batch-size", "16", "--model", "three_layer_convnet", "--no-progress"]
 
@@ -205,6 +206,19 @@ def test_find_lr_alone_draws_lr_find_png_in_the_current_folder(tmp_path, monkeyp
     assert os.listdir(tmp_path) == ["lr_find.png"]
     out = capsys.readouterr().out
     assert "picture: lr_find.png" in out and "1 thread" in out
+
+
+@pytest.mark.skipif(not os.path.isdir(FASHION), reason=f"Fashion-MNIST is not in {FASHION}")
+def test_find_lr_suggests_the_command_line_given(tmp_path):
+    """The 'train with it' line repeats the flags given, not what the preset filled in."""
+    small = ["--model", "three_layer_convnet", "--num-train", "48", "--num-val", "16",
+             "--batch-size", "16", "--augment"]
+    result = train_py("--preset", "fashion", *small, "--find-lr", tmp_path / "a.png")
+    line = result.stdout.splitlines()[-1]
+    assert line.startswith("train with it: python train.py --preset fashion --model "
+                           "three_layer_convnet --batch-size 16 --augment --num-train 48 "
+                           "--num-val 16 --lr ")
+    assert "fashion-mnist training images" in result.stdout
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -293,6 +293,7 @@ def draw_pictures(run_dir):
 def run_find_lr(args):
     """``--find-lr``: the learning-rate range test on the run that the flags describe
     (nothing is trained or written but the picture); prints the suggested rate."""
+    given = _flags_given(args)  # before the preset fills in its data set
     config = new_config(args)
     checked_model(config, flag, "")
     if args.download:
@@ -309,7 +310,7 @@ def run_find_lr(args):
     plot_lr_find(*result, path=args.find_lr)
     print(result)
     print(f"picture: {args.find_lr}")
-    words = [args.command, *_flags_given(args), f"--lr {result.suggestion:.2g}"]
+    words = [args.command, *given, f"--lr {result.suggestion:.2g}"]
     print(f"train with it: {' '.join(words)}")
 
 
