@@ -198,6 +198,22 @@ def test_load_npz_catches_truncated_and_corrupted_members(tmp_path):
         load_npz(short)
 
 
+def test_load_npz_refuses_bytes_after_an_entrys_values(tmp_path):
+    def member(extra):
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
+                                                      "shape": (100,)})
+        return header.getvalue() + np.arange(100, dtype="<f8").tobytes() + bytes(extra)
+    exact, longer = tmp_path / "exact.npz", tmp_path / "longer.npz"
+    with zipfile.ZipFile(exact, "w") as z:
+        z.writestr("w.npy", member(0))
+    with zipfile.ZipFile(longer, "w") as z:  # one stray byte after the 800 the header promises
+        z.writestr("w.npy", member(1))
+    np.testing.assert_array_equal(load_npz(exact)["w"], np.arange(100.0))
+    with pytest.raises(ValueError, match=r"entry 'w' has bytes after its 100 values"):
+        load_npz(longer)
+
+
 def test_load_npz_reads_fortran_order_and_text(tmp_path):
     path = tmp_path / "f.npz"
     a = np.asfortranarray(np.arange(6.0).reshape(2, 3))
