@@ -1,5 +1,4 @@
 """examples/tour.ipynb runs top to bottom and is stored without outputs."""
-import os
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ def test_tour_runs_top_to_bottom(tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # inherited by the kernel
     updates = []
 
     class Client(nbclient.NotebookClient):

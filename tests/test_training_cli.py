@@ -257,7 +257,8 @@ def test_resume_before_the_first_checkpoint_suggests_a_fresh_run(run, tmp_path):
 def test_resume_refuses_other_flags_and_an_edited_config(run, tmp_path):
     out, _ = run
     line = one_error_line(train_py("--resume", out, "--lr", "0.1", check=False), 2)
-    assert "--lr cannot be given; only --epochs, --data-dir and --no-progress can change" in line
+    assert ("--lr cannot be given; only --epochs, --data-dir, --threads and --no-progress can "
+            "change") in line
     folder = tmp_path / "edited"
     folder.mkdir()
     for name in ("config.json", "checkpoint.npz", "history.json"):
@@ -337,7 +338,7 @@ def test_double_ctrl_c_says_exactly_what_was_saved(tmp_path, monkeypatch, capsys
                 os.kill(os.getpid(), signal.SIGINT)
                 os.kill(os.getpid(), signal.SIGINT)
             return super().forward(scores, y)
-    monkeypatch.setattr(cli, "SoftmaxCrossEntropy", TwoCtrlC)
+    monkeypatch.setattr(cli, "build_loss", lambda config: TwoCtrlC())
     monkeypatch.setenv("MINICNN_DATA", str(tmp_path / "none"))
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as info:
@@ -364,7 +365,7 @@ def test_single_ctrl_c_names_the_checkpoint_it_wrote(tmp_path, monkeypatch, caps
             if CtrlC.calls == 2:
                 os.kill(os.getpid(), signal.SIGINT)
             return super().forward(scores, y)
-    monkeypatch.setattr(cli, "SoftmaxCrossEntropy", CtrlC)
+    monkeypatch.setattr(cli, "build_loss", lambda config: CtrlC())
     monkeypatch.setenv("MINICNN_DATA", str(tmp_path / "none"))
     out = tmp_path / "run"
     with pytest.raises(SystemExit):

@@ -9,16 +9,13 @@ nothing below this package knows about argparse, flags or presets.
 - :mod:`.train_command`: what ``minicnn-train`` does (new run, ``--resume``, ``--evaluate``);
 - :mod:`.plot_command`, :mod:`.report_command`: ``minicnn-plot`` and ``minicnn-report``.
 
-``minicnn-train`` uses one BLAS thread unless ``OPENBLAS_NUM_THREADS`` is set: OpenBLAS
-threads busy-wait, so on a small machine more threads can make a training step slower as
-soon as anything else runs. The variable is read when numpy loads, so it is set here,
-before anything imports numpy.
+``minicnn-train --threads N`` sets the number of minicnn's own threads (default: every
+CPU this process may use, see :mod:`minicnn.parallel`, which also keeps BLAS on one
+thread so that no BLAS thread busy-waits on a shared machine).
 """
-import os
 
 
 def train(argv=None, prog="minicnn-train"):
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from .train_command import main
     return main(argv, prog)
 

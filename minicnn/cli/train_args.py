@@ -13,18 +13,22 @@ from ..models import MODELS
 from ..training.checkpoint import CHECKPOINT
 from ..training.config import CONFIG_SCHEMA, DEFAULTS, OPTIMIZERS
 from ..training.run_folder import load_config
+from ..training.schedules import SCHEDULES
 from .presets import PRESETS, describe, flag
 
-#: Flags that --resume accepts besides --epochs and --no-progress (the data may move).
-RESUME_FLAGS = ("epochs", "no_progress", "data_dir", "resume", "download")
+#: Flags that --resume accepts besides --epochs, --no-progress and --threads (the data
+#: may move; the thread count changes the speed, never the numbers).
+RESUME_FLAGS = ("epochs", "no_progress", "threads", "data_dir", "resume", "download")
 #: Flags whose value is a config field, checked by that field's rule.
-CHECKED = ("epochs", "batch_size", "num_train", "num_val", "num_test", "lr", "weight_decay", "seed")
+CHECKED = ("epochs", "batch_size", "num_train", "num_val", "num_test", "lr", "weight_decay",
+           "label_smoothing", "seed")
 
 DESCRIPTION = "Train a CNN on CIFAR-10, Fashion-MNIST, MNIST or a synthetic stand-in and write a run folder."
 EPILOG = """examples:
   python train.py                                  # the first data set found (see --dataset)
   python train.py --dataset fashion-mnist --model resnet_small --epochs 10 --augment
   python train.py --dataset cifar10 --download --model vgg_small --epochs 10 --augment crop,flip,erase
+  python train.py --preset fashion --find-lr        # suggest a learning rate, plot lr_find.png
   python train.py --resume runs/20240101-120000    # continue exactly where it stopped
   python train.py --evaluate runs/20240101-120000/best.npz
   minicnn-plot runs/a runs/b -o curves.png
@@ -45,6 +49,17 @@ def widths(text):
         raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, "
                                          f"e.g. 32,64,128, got {text!r}")
     return values
+
+
+def positive_int(text):
+    """``"2"`` -> 2; anything but a positive integer is refused (for argparse)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def augment_spec(text):
@@ -95,6 +110,10 @@ def _data_flags(p):
                         "2000 synthetic)")
 
 
+#: Where --find-lr draws the sweep when no path is given (the current folder).
+LR_FIND_PNG = "lr_find.png"
+
+
 def _model_flags(p):
     p.add_argument("--model", default=None, choices=sorted(MODELS),
                    help=f"network from minicnn.models.MODELS (default: {DEFAULTS['model']})")
@@ -121,8 +140,17 @@ def _optimizer_flags(p):
                         "use about a third of it for three_layer_convnet)")
     p.add_argument("--weight-decay", type=float, default=None,
                    help=f"default: {DEFAULTS['weight_decay']}")
-    p.add_argument("--schedule", choices=["none", "step", "cosine"], default=None,
-                   help=f"per-epoch learning-rate schedule (default: {DEFAULTS['schedule']})")
+    p.add_argument("--schedule", choices=SCHEDULES, default=None,
+                   help="learning-rate schedule; per epoch: none, step (x0.1 after each third "
+                        "of the epochs), cosine (down to 0 by the last epoch); per step: "
+                        "warmup-cosine (linear warm-up from a third of --lr over the first "
+                        "epoch, or 5%% of the run if shorter, then cosine to 0), onecycle "
+                        "(PyTorch's OneCycleLR with max_lr --lr: up from --lr/25 over the "
+                        f"first 30%% of the steps, then down) (default: {DEFAULTS['schedule']})")
+    p.add_argument("--label-smoothing", type=float, default=None, metavar="EPS",
+                   help="train against (1 - EPS) on the true class plus EPS/classes on every "
+                        "class, as PyTorch's CrossEntropyLoss(label_smoothing=EPS); 0 <= EPS "
+                        f"< 1, e.g. 0.1 (default: {DEFAULTS['label_smoothing']})")
 
 
 def _run_flags(p):
@@ -131,7 +159,17 @@ def _run_flags(p):
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars: print one line per epoch instead (epoch, loss, "
                         "accuracy, validation accuracy, seconds)")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="threads for minicnn's kernels (default: $MINICNN_NUM_THREADS, else "
+                        "every CPU this process may use); changes the speed, never the "
+                        "numbers, so --resume may give another")
     mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--find-lr", nargs="?", const=LR_FIND_PNG, default=None, metavar="PNG",
+                      help="only run the learning-rate range test (200 steps on a copy of "
+                           "the run's model, with its optimizer, loss and training data; no "
+                           "run folder, nothing trained): print the suggested --lr and draw "
+                           "the sweep into PNG "
+                           f"(default: {LR_FIND_PNG} in the current folder)")
     mode.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     mode.add_argument("--evaluate", metavar="CHECKPOINT",
                       help="only report the test accuracy of best.npz or checkpoint.npz "
@@ -154,7 +192,25 @@ def parse_args(argv=None, prog="train.py"):
         _check_resume_args(p, args)
     if args.evaluate is not None:
         _check_evaluate(p, args.evaluate)
+    if args.find_lr is not None:
+        _check_find_lr(p, args)
     return args
+
+
+def _check_find_lr(p, args):
+    """--find-lr trains nothing, so it writes no run folder: only its picture."""
+    if args.out is not None:
+        p.error(f"--find-lr writes no run folder, so --out cannot be given; name the "
+                f"picture instead, e.g. --find-lr {os.path.join(args.out, LR_FIND_PNG)}")
+    path = args.find_lr
+    if not path.lower().endswith(".png"):
+        p.error(f"--find-lr {path!r}: expected the path of a .png picture, e.g. {LR_FIND_PNG}")
+    if os.path.isdir(path):
+        p.error(f"--find-lr {path!r} is a folder; name the picture, e.g. "
+                f"{os.path.join(path, LR_FIND_PNG)}")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        p.error(f"--find-lr {path!r}: the folder {folder!r} does not exist")
 
 
 def _check_data_dir(p, args):
@@ -179,7 +235,8 @@ def _check_resume_args(p, args):
                if k not in RESUME_FLAGS and k != "command" and v != p.get_default(k)]
     if changed:
         p.error(f"--resume continues {path} with its own config.json, so {changed[0]} "
-                f"cannot be given; only --epochs, --data-dir and --no-progress can change")
+                f"cannot be given; only --epochs, --data-dir, --threads and --no-progress "
+                f"can change")
     if not os.path.exists(os.path.join(path, CHECKPOINT)):
         p.error(f"--resume {path!r} holds no checkpoint.npz yet: the run stopped before its "
                 f"first epoch ended, so there is nothing to continue; start it afresh: "

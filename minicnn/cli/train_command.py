@@ -1,5 +1,5 @@
-"""What ``minicnn-train`` / ``python train.py`` does: train a new run, ``--resume`` one, or
-``--evaluate`` a model file (``python train.py --help`` lists the flags).
+"""What ``minicnn-train`` / ``python train.py`` does: train a new run, ``--resume`` one,
+``--evaluate`` a model file, or ``--find-lr`` (``python train.py --help`` lists the flags).
 
 The path of a new run, one way down: flags (:mod:`.train_args`, :mod:`.presets`) ->
 :class:`minicnn.training.RunConfig` (defaults and checks) -> the run folder is claimed
@@ -17,11 +17,12 @@ from ..data import download_cifar10, download_fashion_mnist, download_mnist, fin
 from ..data.cifar10 import FOLDER
 from ..data.paths import default_root
 from ..data.registry import DATASETS
-from ..losses import SoftmaxCrossEntropy
+from ..parallel import get_num_threads, set_num_threads
 from ..serialization import error_message
 from ..training.build import (
     augmentation,
     build_data,
+    build_loss,
     build_model_for,
     build_optimizer,
     build_schedule,
@@ -31,6 +32,7 @@ from ..training.checkpoint import BEST, CHECKPOINT, load_weights, read_checkpoin
 from ..training.config import RunConfig, check_sizes
 from ..training.history import History
 from ..training.loop import Interrupted, evaluate, fit
+from ..training.lr_find import lr_find
 from ..training.memory import check_weight_memory
 from ..training.run_folder import (
     check_not_busy,
@@ -43,8 +45,9 @@ from .presets import apply_preset, flag
 from .train_args import fresh_command, parse_args
 
 #: The flags that are settings of a new run (the rest steer the command).
-SETTINGS = ("model", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
-            "augment", "num_train", "num_val", "num_test", "dtype", "seed", "data_dir")
+SETTINGS = ("model", "widths", "epochs", "batch_size", "optimizer", "lr", "weight_decay",
+            "schedule", "label_smoothing", "augment", "num_train", "num_val", "num_test",
+            "dtype", "seed", "data_dir")
 
 
 def _where_found(dataset, data_dir):
@@ -93,7 +96,8 @@ def new_config(args):
     preset_dataset = chosen.pop("dataset", None)
     if args.dataset == "auto" and preset_dataset is not None:
         args.dataset = preset_dataset
-    return RunConfig.new(resolve_dataset(args), label=flag, widths=args.widths, **chosen)
+    widths = chosen.pop("widths", None)
+    return RunConfig.new(resolve_dataset(args), label=flag, widths=widths, **chosen)
 
 
 def new_run_dir(out):
@@ -119,7 +123,7 @@ def run_evaluate(path):
     model = built_model(config, where=f"{os.path.join(folder, 'config.json')}: ")
     model = load_weights(model, path)  # read once, checked, bounded
     data = build_data(config)
-    loss, acc = evaluate(model, SoftmaxCrossEntropy(), data.x_test, data.y_test)
+    loss, acc = evaluate(model, build_loss(config), data.x_test, data.y_test)
     _finite_test_loss(loss, path)
     print(f"test accuracy {acc:.4f}, loss {loss:.4f} on {len(data.y_test)} {config['dataset']} "
           f"test images ({path})")
@@ -140,8 +144,8 @@ def resumed_config(args):
         print(f"note: the {config['schedule']} schedule is re-planned over {args.epochs} "
               f"epochs instead of {config['epochs']}; epochs already done keep the "
               "rates they had")
-    print(f"resuming {run_dir} with its config.json (only --epochs, --data-dir and "
-          f"--no-progress can change)")
+    print(f"resuming {run_dir} with its config.json (only --epochs, --data-dir, --threads "
+          f"and --no-progress can change)")
     return config.resumed(epochs=args.epochs, data_dir=args.data_dir)
 
 
@@ -228,16 +232,29 @@ def run_training(args):
         _finish(run_dir, config, data)
 
 
+def _count(n, noun):
+    """``_count(2, "thread")`` -> "2 threads", ``_count(1, "epoch")`` -> "1 epoch"."""
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
+def _threads():
+    """"2 threads": how many threads minicnn's kernels use (``--threads``)."""
+    return _count(get_num_threads(), "thread")
+
+
 def _train(args, config, run_dir, data):
     model = build_model_for(config, len(data.classes))
     optimizer = build_optimizer(model, config)
+    loss_fn = build_loss(config)
     print(f"run folder: {run_dir}")
     print(f"{config['model']} on {len(data.y_train)} {config['dataset']} training images, "
-          f"{config['epochs']} epochs, {optimizer!r}, schedule {config['schedule']}")
+          f"{_count(config['epochs'], 'epoch')}, {optimizer!r}, schedule {config['schedule']}, "
+          f"{loss_fn!r}, {_threads()}")
     try:
-        fit(model, SoftmaxCrossEntropy(), optimizer, (data.x_train, data.y_train),
+        fit(model, loss_fn, optimizer, (data.x_train, data.y_train),
             (data.x_val, data.y_val), config["epochs"], config["batch_size"],
-            schedule=build_schedule(config), augment=augmentation(config), seed=seeds(config)[1],
+            schedule=build_schedule(config, len(data.y_train)), augment=augmentation(config),
+            seed=seeds(config)[1],
             out_dir=run_dir, resume=bool(args.resume),
             progress="lines" if args.no_progress else "bar", config=config.to_dict())
     except Interrupted as e:
@@ -251,7 +268,7 @@ def _finish(run_dir, config, data):
     """The test accuracy of best.npz (training), then the pictures (viz), then the results
     are printed: the run's last steps go down the house once."""
     best, _, history = load_run(run_dir)
-    loss, acc = evaluate(best, SoftmaxCrossEntropy(), data.x_test, data.y_test)
+    loss, acc = evaluate(best, build_loss(config), data.x_test, data.y_test)
     report = draw_pictures(run_dir)
     _finite_test_loss(loss, os.path.join(run_dir, BEST))
     seconds = sum(history["seconds"])
@@ -273,11 +290,54 @@ def draw_pictures(run_dir):
     return f"report: {os.path.join(run_dir, 'report.png')}"
 
 
+def run_find_lr(args):
+    """``--find-lr``: the learning-rate range test on the run that the flags describe
+    (nothing is trained or written but the picture); prints the suggested rate."""
+    given = _flags_given(args)  # before the preset fills in its data set
+    config = new_config(args)
+    checked_model(config, flag, "")
+    if args.download:
+        download_if_missing(config["dataset"], config["data_dir"])
+    data = build_data(config)
+    model = build_model_for(config, len(data.classes))
+    optimizer = build_optimizer(model, config)
+    print(f"learning-rate range test: {config['model']} on {len(data.y_train)} "
+          f"{config['dataset']} training images, {optimizer!r}, batch size "
+          f"{config['batch_size']}, {_threads()}")
+    result = lr_find(model, build_loss(config), optimizer, (data.x_train, data.y_train),
+                     batch_size=config["batch_size"], seed=seeds(config)[1])
+    from ..viz import plot_lr_find
+    plot_lr_find(*result, path=args.find_lr)
+    print(result)
+    print(f"picture: {args.find_lr}")
+    words = [args.command, *given, f"--lr {result.suggestion:.2g}"]
+    print(f"train with it: {' '.join(words)}")
+
+
+def _flags_given(args):
+    """The flags of this command line that describe the run (for the suggestion line)."""
+    words = [f"--preset {args.preset}"] if args.preset else []
+    if args.dataset != "auto":
+        words.append(f"--dataset {args.dataset}")
+    for key in SETTINGS:
+        value = getattr(args, key)
+        if key == "lr" or value is None or (key == "seed" and value == 0):
+            continue
+        if key == "widths":
+            value = ",".join(map(str, value))
+        words.append(flag(key) if value is True else f"{flag(key)} {value}")
+    return words
+
+
 def main(argv=None, prog="train.py"):
     args = parse_args(argv, prog)
     try:
+        if args.threads is not None:
+            set_num_threads(args.threads)
         if args.evaluate:
             run_evaluate(args.evaluate)
+        elif args.find_lr:
+            run_find_lr(args)
         else:
             run_training(args)
     except (ValueError, OSError) as e:  # includes a missing data set and a failed download

@@ -1,5 +1,5 @@
-"""A run's pieces from its config: the data splits, the network, the optimizer, the
-learning-rate schedule, the augmentation and the seeds.
+"""A run's pieces from its config: the data splits, the network, the loss, the optimizer,
+the learning-rate schedule, the augmentation and the seeds.
 
 Each function takes a run's config (a :class:`minicnn.training.config.RunConfig`, or a
 dict with the keys of ``config.json`` it needs) and builds one thing, the same way every
@@ -9,6 +9,7 @@ run through these.
 import numpy as np
 
 from ..data.registry import DATASETS, augmentation_from_spec, load_splits
+from ..losses import SoftmaxCrossEntropy
 from ..models import NEEDS_IMAGE_SIZE, build_model
 from ..optim import SGD
 from .config import OPTIMIZERS, check_sizes
@@ -65,6 +66,22 @@ def build_optimizer(model, config):
     return cls(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"], **extra)
 
 
-def build_schedule(config):
-    """The run's per-epoch learning-rate schedule over ``config["epochs"]`` epochs."""
-    return make_schedule(config["schedule"], config["lr"], config["epochs"])
+def build_loss(config):
+    """The run's loss: softmax cross-entropy with ``config["label_smoothing"]`` (none in a
+    config written before it was recorded)."""
+    return SoftmaxCrossEntropy(label_smoothing=config.get("label_smoothing", 0.0))
+
+
+def steps_per_epoch(config, num_train):
+    """Optimizer steps in an epoch of ``num_train`` images (``fit`` drops the last,
+    smaller batch)."""
+    return num_train // config["batch_size"]
+
+
+def build_schedule(config, num_train=None):
+    """The run's learning-rate schedule over ``config["epochs"]`` epochs: per epoch
+    ("none", "step", "cosine") or per step ("warmup-cosine", "onecycle", which need the
+    ``num_train`` training images to count the steps), see
+    :func:`minicnn.training.schedules.make_schedule`."""
+    steps = None if num_train is None else steps_per_epoch(config, num_train)
+    return make_schedule(config["schedule"], config["lr"], config["epochs"], steps)

@@ -30,6 +30,9 @@ _MODEL_MARKER = "__minicnn_model__"  # written by Layer.save
 #: config.json keys that may differ between a checkpoint and the run that resumes it:
 #: the number of epochs to train up to, and where the (same) data set lives.
 RESUMABLE_KEYS = ("epochs", "data_dir")
+#: config.json keys added after the first runs were written, and what a config without
+#: them means (so an older run still loads, and resumes when the key holds that value).
+LATER_FIELDS = {"label_smoothing": 0.0}
 
 _EPOCH_RECORD = {"epoch": integer(1), "train_loss": number(), "train_acc": number(0, 1),
                  "val_loss": number(nullable=True), "val_acc": number(0, 1, nullable=True),
@@ -224,9 +227,11 @@ def read_checkpoint_meta(path):
 
 def check_resume_config(stored, config, where):
     """Raise ValueError naming the first field where ``config`` differs from the ``stored``
-    config a checkpoint was trained with, except :data:`RESUMABLE_KEYS`."""
+    config a checkpoint was trained with, except :data:`RESUMABLE_KEYS` (a key of
+    :data:`LATER_FIELDS` missing on either side counts as its default)."""
     if stored is None:
         return
+    stored, config = {**LATER_FIELDS, **stored}, {**LATER_FIELDS, **config}
     for key in list(stored) + [k for k in config if k not in stored]:
         if key in RESUMABLE_KEYS:
             continue

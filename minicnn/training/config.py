@@ -21,9 +21,12 @@ A RunConfig is frozen and reads like the dict of its JSON: ``config["lr"]``,
 ``config.json`` keys: dataset ("cifar10", "fashion-mnist", "mnist" or "synthetic"),
 data_dir, model, model_args (the zoo factory's arguments besides num_classes, seed and
 dtype, e.g. ``{"in_channels": 1, "widths": [32, 64, 128]}``), epochs, batch_size, lr,
-optimizer, weight_decay, schedule, augment, num_train, num_val, num_test, dtype, seed. All
-are required but model_args: a config written before it was recorded gets the factory's
-defaults for the data set's channels and image size.
+optimizer, weight_decay, schedule (per epoch: "none", "step", "cosine"; per step:
+"warmup-cosine", "onecycle"; see :func:`minicnn.training.schedules.make_schedule`),
+label_smoothing (of the cross-entropy, in [0, 1)), augment, num_train, num_val, num_test,
+dtype, seed. All are required but model_args and label_smoothing: a config written before
+they were recorded gets the factory's defaults for the data set's channels and image size,
+and no label smoothing (:data:`minicnn.training.checkpoint.LATER_FIELDS`).
 """
 import dataclasses
 from collections.abc import Mapping
@@ -39,8 +42,9 @@ from ..data.registry import (
 )
 from ..models import MODELS, NEEDS_IMAGE_SIZE
 from ..optim import SGD, Adam, AdamW, RMSprop
-from .checkpoint import check_resume_config
+from .checkpoint import LATER_FIELDS, check_resume_config
 from .memory import check_memory
+from .schedules import SCHEDULES
 from .schema import Rule, check_record, choice, field, integer, number, text
 
 #: Optimizer name -> (class, default learning rate, tuned for vgg_small;
@@ -53,7 +57,7 @@ HAS_WIDTHS = ("vgg_small", "resnet_small")
 
 #: What a setting not given means (after the data set's defaults).
 DEFAULTS = dict(data_dir=None, model="vgg_small", epochs=5, batch_size=64, optimizer="adam",
-                weight_decay=0.0, schedule="cosine", augment=False, num_train=None,
+                weight_decay=0.0, schedule="cosine", label_smoothing=0.0, augment=False, num_train=None,
                 num_val=1000, num_test=None, dtype="float32", seed=0)
 #: Per data set: a first run of a minute or two (CIFAR-10: all of it).
 DATASET_DEFAULTS = {"synthetic": dict(num_train=5000),
@@ -83,7 +87,8 @@ CONFIG_SCHEMA = {
     "lr": number(0, MAX_LR, lo_open=True),
     "optimizer": choice(*sorted(OPTIMIZERS)),
     "weight_decay": number(0, 1),
-    "schedule": choice("none", "step", "cosine"),
+    "schedule": choice(*SCHEDULES),
+    "label_smoothing": number(0, 1, hi_open=True),
     "augment": Rule("true, false, one of " + ", ".join(repr(a) for a in AUGMENTATIONS)
                     + " or steps of " + ", ".join(repr(a) for a in AUGMENT_STEPS)
                     + " joined by commas", _augment_ok),
@@ -99,7 +104,7 @@ def check_config(config, where, label=None):
     """Raise a one-line ValueError unless ``config`` passes :data:`CONFIG_SCHEMA`."""
     kw = {} if label is None else {"label": label}
     return check_record(config, CONFIG_SCHEMA, where, "a JSON object of run settings",
-                        optional=("model_args",), **kw)
+                        optional=("model_args", *LATER_FIELDS), **kw)
 
 
 def split_sizes(config, label=str, where=""):
@@ -171,6 +176,7 @@ class RunConfig(Mapping):
     optimizer: str
     weight_decay: float
     schedule: str
+    label_smoothing: float
     augment: Union[bool, str]
     num_train: Optional[int]
     num_val: int
@@ -211,7 +217,7 @@ class RunConfig(Mapping):
         ``where`` (the file) that names the first bad field."""
         check_config(record, where)
         check_sizes(record, where=f"{where}: ", memory=False)
-        return cls(**{"model_args": None, **record})
+        return cls(**{"model_args": None, **LATER_FIELDS, **record})
 
     def to_dict(self):
         """The JSON object of ``config.json`` (``model_args`` left out when None, as a

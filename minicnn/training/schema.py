@@ -56,9 +56,9 @@ def _is_number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _range(lo, hi, lo_open=False):
+def _range(lo, hi, lo_open=False, hi_open=False):
     left = "" if lo is None else (f"> {lo}" if lo_open else f">= {lo}")
-    right = "" if hi is None else f"<= {hi}"
+    right = "" if hi is None else (f"< {hi}" if hi_open else f"<= {hi}")
     return " and ".join(s for s in (left, right) if s)
 
 
@@ -70,13 +70,14 @@ def integer(lo=None, hi=None, nullable=False):
                 nullable)
 
 
-def number(lo=None, hi=None, lo_open=False, nullable=False):
-    """A finite JSON number in ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``)."""
-    where = _range(lo, hi, lo_open)
+def number(lo=None, hi=None, lo_open=False, nullable=False, hi_open=False):
+    """A finite JSON number in ``[lo, hi]`` (open at ``lo`` with ``lo_open``, at ``hi``
+    with ``hi_open``)."""
+    where = _range(lo, hi, lo_open, hi_open)
     return Rule("a finite number" + (f" {where}" if where else ""),
                 lambda v, _: _is_number(v) and math.isfinite(v)
                 and (lo is None or (v > lo if lo_open else v >= lo))
-                and (hi is None or v <= hi), nullable)
+                and (hi is None or (v < hi if hi_open else v <= hi)), nullable)
 
 
 def choice(*names, nullable=False):
