@@ -99,6 +99,26 @@ def test_a_new_forward_drops_what_an_unused_one_kept():
     assert len(lin._calls) == 2 and len(model._calls) == 1
 
 
+def test_a_finished_backward_frees_its_caches_without_the_garbage_collector():
+    import gc
+    import weakref
+
+    from minicnn.layers import calls
+    lin = Linear(4, 4, seed=0)
+    model = Sequential(lin, ReLU(), lin)
+    gc.disable()  # reference counting alone must free what backward consumed
+    try:
+        out = model(X.astype(np.float32))
+        held = [weakref.ref(a) for m in model.modules() for r in m._calls
+                for a in calls._arrays(r.cache) if a.shape[0] == len(X)]  # not the weights
+        model.backward(np.ones_like(out))
+        del out
+        alive = [ref().shape for ref in held if ref() is not None]
+        assert held and not alive, f"caches still alive after backward: {alive}"
+    finally:
+        gc.enable()
+
+
 def test_direct_forward_call_is_one_pass_too():
     lin = Linear(4, 4, seed=0)
     model = Sequential(lin, ReLU(), lin)

@@ -74,9 +74,13 @@ def run_pass(forward, layer, x, args, kwargs):
     pass_ = _local.current = Pass()
     try:
         out = forward(layer, x, *args, **kwargs)
+        fingerprint(pass_, x, out)
     finally:
         _local.current = None
-    fingerprint(pass_, x, out)
+        # The records stay on their layers' stacks. Emptying the pass's list breaks the cycle
+        # record -> pass -> record, so a record popped by backward (and its cache) is freed at
+        # once by reference counting, not later by the garbage collector.
+        pass_.records.clear()
     return out
 
 
