@@ -35,6 +35,7 @@ from ..grad_mode import is_grad_enabled
 from ..parameter import Parameter
 from ..serialization import MODEL_MARKER, load_weights, save_npz
 from . import calls as C
+from .calls import preserved_state  # noqa: F401 - its old home, kept for one release
 from .checks import as_generator, float_dtype, short  # noqa: F401 - as_generator, short: their old home
 from .state import check_state, names_of, read, state_entries, walk_members, write
 from .summary import print_summary
