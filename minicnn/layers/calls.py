@@ -108,8 +108,8 @@ def checksum(a):
 
     The array's bytes read as 64-bit words w_i, sum(k_i * w_i) mod 2**64 with fixed random
     odd weights k_i: a change of one word always changes it (k_i is odd), and a change of
-    several (a swap, ``a *= 2``) leaves it equal only by a very rare coincidence. A few
-    times faster than CRC-32, which is kept for arrays whose size is not whole words.
+    several (a swap, ``a *= 2``) leaves it equal only by a very rare coincidence. Faster
+    than CRC-32, which is kept for arrays whose size is not whole words.
     """
     global _weights
     a = np.ascontiguousarray(a)  # a copy only for a view with gaps or another order
@@ -119,7 +119,7 @@ def checksum(a):
     if _weights.size < words.size:
         seeds = np.random.default_rng(0).integers(0, 2**63, words.size, dtype=np.uint64)
         _weights = seeds * np.uint64(2) + np.uint64(1)
-    return int((words * _weights[:words.size]).sum())
+    return int(np.dot(words, _weights[:words.size]))  # wraps mod 2**64, no temporary array
 
 
 def _owner_of_memory(a):
