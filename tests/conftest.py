@@ -2,6 +2,7 @@
 train.py in a subprocess, and a local HTTP server (127.0.0.1) for the download tests."""
 import http.server
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from minicnn.layers import BatchNorm2D, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU
+from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.models import Sequential
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -104,3 +106,17 @@ def server():
     yield route
     httpd.shutdown()
     httpd.server_close()
+
+
+class InterruptAt(SoftmaxCrossEntropy):
+    """Sends this process a SIGINT (a real Ctrl-C) during its ``at``-th call."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.calls, self.at = 0, at
+
+    def forward(self, scores, y):
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().forward(scores, y)

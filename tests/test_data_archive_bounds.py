@@ -51,6 +51,17 @@ def write_set(folder, n_train=5, n_test=3, replace=None):
             f.write(blob)
 
 
+def load_measured(root):
+    """Load the Fashion-MNIST layout under ``root`` in a fresh interpreter; returns
+    peak_above_start's (bytes added, seconds, output), "REFUSED <message>" on a ValueError."""
+    return peak_above_start(f"""
+        try:
+            minicnn.data.load_fashion_mnist({str(root)!r}, md5={{}}, sha256={{}})
+        except ValueError as e:
+            print("REFUSED", e)
+    """)
+
+
 # ---------------------------------------------------------------- IDX bombs
 
 def test_a_labels_bomb_is_refused_by_its_header_fast_and_small(tmp_path):
@@ -58,12 +69,7 @@ def test_a_labels_bomb_is_refused_by_its_header_fast_and_small(tmp_path):
     bomb = gzip_bomb(idx_header((1 << 28,)), 1 << 28)
     assert len(bomb) < MB
     write_set(tmp_path / "fashion-mnist", replace={"train-labels-idx1-ubyte": bomb})
-    added, seconds, out = peak_above_start(f"""
-        try:
-            minicnn.data.load_fashion_mnist({str(tmp_path)!r}, md5={{}}, sha256={{}})
-        except ValueError as e:
-            print("REFUSED", e)
-    """)
+    added, seconds, out = load_measured(tmp_path)
     assert "REFUSED" in out and "announces 268435456 labels, more than Fashion-MNIST's train " \
                                 "split holds (60000)" in out
     assert added <= 100 * MB and seconds < 2, (added / MB, seconds)
@@ -73,12 +79,7 @@ def test_a_bomb_with_an_honest_header_is_cut_at_the_announced_size(tmp_path):
     # 5 labels announced, as many as images, then 256 MiB more: inflation stops at 5 + 1 bytes
     bomb = gzip_bomb(idx_header((5,)) + bytes(5), 1 << 28)
     write_set(tmp_path / "fashion-mnist", replace={"train-labels-idx1-ubyte": bomb})
-    added, seconds, out = peak_above_start(f"""
-        try:
-            minicnn.data.load_fashion_mnist({str(tmp_path)!r}, md5={{}}, sha256={{}})
-        except ValueError as e:
-            print("REFUSED", e)
-    """)
+    added, seconds, out = load_measured(tmp_path)
     assert "REFUSED" in out and "train-labels-idx1-ubyte.gz: the header announces 5 items " \
                                 "of 1 byte(s) = 5 bytes of data, but more follows" in out
     assert added <= 100 * MB and seconds < 2, (added / MB, seconds)

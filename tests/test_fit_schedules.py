@@ -1,11 +1,9 @@
 """fit with per-step schedules: the rate of every step, and exact resume mid-schedule."""
-import os
-import signal
 
 import numpy as np
 import pytest
 
-from conftest import channel_data, tiny_net
+from conftest import InterruptAt, channel_data, tiny_net
 from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.optim import SGD
 from minicnn.training import fit, read_checkpoint
@@ -30,18 +28,6 @@ class RecordingSGD(SGD):
     def step(self):
         self.rates.append(self.lr)
         super().step()
-
-
-class InterruptAt(SoftmaxCrossEntropy):
-    def __init__(self, at):
-        super().__init__()
-        self.calls, self.at = 0, at
-
-    def forward(self, scores, y):
-        self.calls += 1
-        if self.calls == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
-        return super().forward(scores, y)
 
 
 def run(data, schedule, out_dir=None, resume=False, loss_fn=None, model_seed=0):

@@ -4,13 +4,12 @@ import json
 import math
 import os
 import re
-import signal
 import warnings
 
 import numpy as np
 import pytest
 
-from conftest import channel_data, tiny_net
+from conftest import InterruptAt, channel_data, tiny_net
 from minicnn.data import DataLoader, UnnormalizedInputWarning, fit_normalizer, normalize
 from minicnn.layers import Flatten, Linear
 from minicnn.losses import SoftmaxCrossEntropy
@@ -58,20 +57,6 @@ def same_weights(a, b):
     assert sa.keys() == sb.keys()
     for k in sa:
         assert np.array_equal(sa[k], sb[k]), k
-
-
-class InterruptAt(SoftmaxCrossEntropy):
-    """Sends this process a SIGINT (a real Ctrl-C) during its ``at``-th call."""
-
-    def __init__(self, at):
-        super().__init__()
-        self.calls, self.at = 0, at
-
-    def forward(self, scores, y):
-        self.calls += 1
-        if self.calls == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
-        return super().forward(scores, y)
 
 
 class NanAt(SoftmaxCrossEntropy):
