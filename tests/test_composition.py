@@ -216,15 +216,49 @@ def test_to_torch_keys_equal_for_a_bare_layer():
 
 # -- in-place changes between forward and backward -----------------------------------------
 
-def test_maxpool_output_changed_in_place_is_an_error_not_nan():
-    model = Sequential(Conv2D(1, 2, 3, padding=1, seed=0), MaxPool2D(2))
-    out = model(rng.standard_normal((2, 1, 4, 4)).astype(np.float32))
-    before = grads(model)
-    out *= 2
-    with pytest.raises(RuntimeError, match=r"its layer 1: MaxPool2D.*output.*in-place"):
-        model.backward(np.ones_like(out))
-    for a, b in zip(before, grads(model)):
+@pytest.mark.parametrize("tail", [[], [Flatten()]], ids=["pool last", "a view of it"])
+def test_maxpool_output_changed_in_place_leaves_the_gradient_as_pytorch_does(tail):
+    """PyTorch's max pooling keeps the winners' indices, not its output: changing the
+    output (or a view of it) in place does not change the gradient. minicnn keeps a copy
+    of the output a caller can reach, so dx and the weight gradients are those of the
+    unchanged output (before: the winners were looked for in the changed output)."""
+    x = rng.standard_normal((2, 1, 4, 4)).astype(np.float32)
+    g = rng.standard_normal((2, 2, 2, 2)).astype(np.float32)
+
+    def run(change):
+        model = Sequential(Conv2D(1, 2, 3, padding=1, seed=0), MaxPool2D(2), *tail)
+        out = model(x)
+        if change:
+            out *= 2
+        return model.backward(g.reshape(out.shape)), grads(model)
+
+    dx, dw = run(False)
+    dx2, dw2 = run(True)
+    np.testing.assert_array_equal(dx2, dx)
+    for a, b in zip(dw2, dw):
         np.testing.assert_array_equal(a, b)
+    torch = pytest.importorskip("torch")
+    x2 = rng.standard_normal((2, 2, 4, 4)).astype(np.float32)
+    t = torch.tensor(x2, requires_grad=True)
+    out = torch.nn.functional.max_pool2d(t, 2)
+    with torch.no_grad():  # a change outside the graph, as ``out *= 2`` is in minicnn
+        out.mul_(2)  # allowed: PyTorch keeps the indices
+    out.backward(torch.tensor(g))
+    pool = MaxPool2D(2)
+    out = pool(x2)
+    out *= 2
+    np.testing.assert_array_equal(pool.backward(g), t.grad.numpy())
+
+
+def test_only_the_maxpool_output_a_caller_can_reach_is_copied():
+    """Inside a network the pool's cache keeps the very array the next layer read; the
+    last pool's output, which the caller holds, is kept as a copy."""
+    model = Sequential(MaxPool2D(2), MaxPool2D(1))
+    out = model(rng.standard_normal((1, 1, 4, 4)).astype(np.float32))
+    first, second = (m._calls[-1].cache for m in model)
+    assert first.out is second.xp  # MaxPool2D(1) reads its input unpadded
+    assert second.out is not out and not np.may_share_memory(second.out, out)
+    np.testing.assert_array_equal(second.out, out)
 
 
 @pytest.mark.parametrize("make,shape,where", [
@@ -280,6 +314,24 @@ def test_a_transposed_input_changed_in_place_is_an_error():
     x[0, 0] += 1
     with pytest.raises(RuntimeError, match="the input that backward reads was modified"):
         model.backward(np.ones_like(out))
+
+
+def test_the_checksum_of_a_large_array_is_one_dot_product_for_any_thread_count():
+    """A large array's checksum is summed in parts on minicnn's threads; mod 2**64 the
+    parts add up to the one dot product, whatever the number of threads."""
+    import minicnn
+    from minicnn.layers import calls
+    a = rng.standard_normal(3 * 2**18 + 5)  # 6 MiB: several parts
+    calls.checksum(a)
+    words = a.view(np.uint64)
+    whole = int(np.dot(words, calls._weights[:words.size]))
+    before = minicnn.get_num_threads()
+    try:
+        for n in (1, 2, 3):
+            minicnn.set_num_threads(n)
+            assert calls.checksum(a) == whole
+    finally:
+        minicnn.set_num_threads(before)
 
 
 def test_the_checksum_does_not_change_when_its_weights_grow():

@@ -80,6 +80,11 @@ class Layer:
 
     #: Built-in layers that can skip computing dL/dx when they are first in a network.
     can_skip_input_grad = False
+    #: True for a layer whose backward reads its own output only where PyTorch keeps
+    #: something else (MaxPool2D: the winners' indices). When a caller can reach that
+    #: output, the record keeps a copy of it instead of a fingerprint, so changing the
+    #: output in place leaves the gradient as it was, as in PyTorch (see layers/calls.py).
+    copies_reachable_output = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

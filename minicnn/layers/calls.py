@@ -18,14 +18,18 @@ outermost call, may also sit in a cache (``Linear`` keeps its input, ``ReLU`` an
 ``MaxPool2D`` their output). Those few arrays get a fingerprint (:func:`checksum`) when
 the pass ends, checked again when backward starts: ``out *= 2`` between forward and backward is
 then an error naming the layer, as in PyTorch, instead of a silently wrong gradient.
-Arrays inside the network, which no caller sees, are not fingerprinted (it would cost a
-pass over every activation).
+A layer whose backward reads its output only where PyTorch keeps something else
+(``MaxPool2D``: PyTorch keeps the winners' indices) keeps a copy of a reachable output
+instead, so there, as in PyTorch, changing the output does not change the gradient.
+Arrays inside the network, which no caller sees, are neither fingerprinted nor copied (it
+would cost a pass over every activation).
 """
 import threading
 import zlib
 
 import numpy as np
 
+from .. import parallel
 from ..grad_mode import no_grad
 
 _local = threading.local()  # .current: this thread's pass or None; .watcher: see Watchers
@@ -109,7 +113,8 @@ def checksum(a):
     The array's bytes read as 64-bit words w_i, sum(k_i * w_i) mod 2**64 with fixed random
     odd weights k_i: a change of one word always changes it (k_i is odd), and a change of
     several (a swap, ``a *= 2``) leaves it equal only by a very rare coincidence. Faster
-    than CRC-32, which is kept for arrays whose size is not whole words.
+    than CRC-32, which is kept for arrays whose size is not whole words. A sum mod 2**64
+    can be cut anywhere, so the parts of a large array run on minicnn's threads.
     """
     global _weights
     a = np.ascontiguousarray(a)  # a copy only for a view with gaps or another order
@@ -119,7 +124,11 @@ def checksum(a):
     if _weights.size < words.size:
         seeds = np.random.default_rng(0).integers(0, 2**63, words.size, dtype=np.uint64)
         _weights = seeds * np.uint64(2) + np.uint64(1)
-    return int(np.dot(words, _weights[:words.size]))  # wraps mod 2**64, no temporary array
+    weights = _weights[:words.size]
+    parts = parallel.split_bytes(words.size, words.nbytes, parallel.CHUNK_BYTES)
+    # np.dot of unsigned integers wraps mod 2**64 and makes no temporary array
+    sums = parallel.run(lambda r: int(np.dot(words[r[0]:r[1]], weights[r[0]:r[1]])), parts)
+    return sum(sums) % 2**64
 
 
 def _owner_of_memory(a):
@@ -131,7 +140,8 @@ def _owner_of_memory(a):
 
 
 def fingerprint(pass_, x, out):
-    """Fingerprint every cached array of the pass that shares memory with ``x`` or ``out``."""
+    """Fingerprint every cached array of the pass that shares memory with ``x`` or ``out``
+    (or, for an output its layer copies, put a copy in the cache in its place)."""
     reachable = [(_owner_of_memory(a), a, what) for a, what in ((x, "input"), (out, "output"))
                  if isinstance(a, np.ndarray)]
     for record in pass_.records:
@@ -139,8 +149,20 @@ def fingerprint(pass_, x, out):
             root = _owner_of_memory(a)
             for user_root, user, what in reachable:
                 if root is user_root and np.may_share_memory(a, user):
-                    record.prints = (record.prints or []) + [(a, checksum(a), what)]
+                    if what == "output" and record.owner.copies_reachable_output:
+                        record.cache = _replaced(record.cache, a, a.copy())
+                    else:
+                        record.prints = (record.prints or []) + [(a, checksum(a), what)]
                     break
+
+
+def _replaced(cache, old, new):
+    """``cache`` with the array ``old`` replaced by ``new`` (a cache is an array or a tuple,
+    a named one included)."""
+    if cache is old:
+        return new
+    items = [new if a is old else a for a in cache]
+    return type(cache)._make(items) if hasattr(cache, "_make") else type(cache)(items)
 
 
 def changed(record):

@@ -43,6 +43,8 @@ class MaxPool2D(_Pool2D):
     in row-major order, as PyTorch does. Overlapping windows accumulate.
     """
 
+    copies_reachable_output = True  # out only marks the winners, as PyTorch's indices do
+
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, ties="split"):
         super().__init__(kernel_size, stride, padding, ceil_mode)
         if ties not in ("split", "first"):
