@@ -19,11 +19,18 @@ Two rules keep this fast and exact:
 
 ``set_num_threads(n)`` sets the number of threads (default: the CPUs this process may run
 on, or the environment variable ``MINICNN_NUM_THREADS``); ``get_num_threads()`` reads it.
+
+On a shared machine a helper thread may lose its core to another process in the middle
+of a chunk, and the caller then waits for it. When one :func:`run` took longer than its
+calling thread alone would have taken for all the chunks, the next ones run in the caller
+only, for :data:`SOLO_SECONDS`; then the helpers are tried again. (Which thread runs a
+chunk never changes the numbers.)
 """
 from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, List, Sequence, Tuple, TypeVar
 
@@ -32,9 +39,14 @@ R = TypeVar("R")
 ENV = "MINICNN_NUM_THREADS"
 #: About how many bytes of an array one chunk of element-wise work covers.
 CHUNK_BYTES = 1 << 20
+#: How long the kernels keep to the calling thread after the helpers were late.
+SOLO_SECONDS = 0.25
+#: A wait for the helpers longer than this, after the caller ran out of chunks, is late.
+LATE_SECONDS = 1e-3
 
 _lock = threading.Lock()
-_state = {"threads": None, "pool": None, "blas": None}
+_state = {"threads": None, "pool": None, "blas": None, "solo_until": 0.0}
+_clock = time.perf_counter
 _local = threading.local()  # .busy: this thread is running chunks (nested runs stay inline)
 
 
@@ -142,28 +154,45 @@ def run(fn: Callable[[T], R], items: Sequence[T] | Iterable[T]) -> List[R]:
     items = list(items)
     limit_blas()
     threads = get_num_threads()
-    if threads == 1 or len(items) < 2 or getattr(_local, "busy", False):
+    if (threads == 1 or len(items) < 2 or getattr(_local, "busy", False)
+            or _clock() < _state["solo_until"]):
         return [fn(item) for item in items]
     results = [None] * len(items)
     order = iter(range(len(items)))
     take = threading.Lock()
 
     def work():
+        done = 0
         while True:
             with take:
                 i = next(order, None)
             if i is None:
-                return
+                return done
             results[i] = fn(items[i])
+            done += 1
 
     helpers = [_pool(threads).submit(work) for _ in range(min(threads, len(items)) - 1)]
     _local.busy = True
+    start = _clock()
     try:
-        work()
+        mine = work()
     finally:
+        worked = _clock()
         _local.busy = False
         errors = [f.exception() for f in helpers]
+    _note_lateness(start, worked, _clock(), mine, len(items))
     for e in errors:
         if e is not None:
             raise e
     return results
+
+
+def _note_lateness(start, worked, end, mine, n):
+    """After a run: if it took longer than the calling thread alone would have taken
+    (its own time per chunk times all the chunks) and the caller waited more than
+    LATE_SECONDS for the helpers (a lost core costs milliseconds; waking a thread, tens
+    of microseconds), keep the next runs in the calling thread for SOLO_SECONDS.
+    ``mine`` of the ``n`` chunks ran in the calling thread between ``start`` and
+    ``worked``; the helpers were waited for until ``end``."""
+    if mine and end - worked > LATE_SECONDS and end - start > (worked - start) / mine * n:
+        _state["solo_until"] = end + SOLO_SECONDS

@@ -21,8 +21,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
-def threads():
-    """Restores the thread count a test changes."""
+def threads(monkeypatch):
+    """Restores the thread count a test changes; late helpers (another process on the
+    machine) do not send the runs to the calling thread."""
+    monkeypatch.setitem(parallel._state, "solo_until", 0.0)
+    monkeypatch.setattr(parallel, "SOLO_SECONDS", 0.0)
     before = parallel.get_num_threads()
     yield
     parallel.set_num_threads(before)
@@ -130,6 +133,48 @@ def test_nested_runs_stay_inline(threads):
     for i, calls in enumerate(inner):
         assert [c[:2] for c in calls] == [(i, 0), (i, 1), (i, 2)]
         assert len({c[2] for c in calls}) == 1  # all calls of one inner run on one thread
+
+
+# -- a helper that loses its core ---------------------------------------------------------
+def test_after_a_late_helper_the_runs_stay_in_the_caller_for_a_while(threads, monkeypatch):
+    parallel.set_num_threads(2)
+    monkeypatch.setattr(parallel, "SOLO_SECONDS", 60.0)
+    caller = threading.get_ident()
+
+    def late_helper(i):  # as if the helper's core went to another process mid-chunk
+        if threading.get_ident() != caller:
+            threading.Event().wait(0.05)
+        return threading.get_ident()
+
+    parallel.run(late_helper, range(4))
+    assert parallel._state["solo_until"] > parallel._clock()
+    assert set(parallel.run(lambda i: threading.get_ident(), range(8))) == {caller}
+    # once SOLO_SECONDS have passed, the helpers work again
+    later = parallel._state["solo_until"] + 1
+    monkeypatch.setattr(parallel, "_clock", lambda: later)
+    barrier = threading.Barrier(2, timeout=10)
+    assert len(set(parallel.run(lambda i: (barrier.wait(), threading.get_ident())[1],
+                                range(2)))) == 2
+
+
+def test_helpers_that_keep_pace_keep_working(threads, monkeypatch):
+    parallel.set_num_threads(2)
+    monkeypatch.setattr(parallel, "SOLO_SECONDS", 60.0)
+    parallel.run(lambda i: threading.Event().wait(0.02), range(4))  # two chunks each
+    assert parallel._state["solo_until"] == 0.0
+
+
+@pytest.mark.parametrize("worked,end,mine,n,solo", [
+    (1.0, 2.0, 1, 2, False),       # the caller ran 1 of 2 chunks in 1 s; alone: 2 s
+    (1.0, 2.001, 1, 2, True),      # slower than the caller alone
+    (0.01, 0.0109, 2, 2, False),   # the caller ran both; waited 0.9 ms for an idle helper
+    (0.01, 0.0111, 2, 2, True),    # ... 1.1 ms: the helper lost its core
+])
+def test_late_means_slower_than_the_caller_alone_after_a_real_wait(threads, monkeypatch,
+                                                                    worked, end, mine, n, solo):
+    monkeypatch.setattr(parallel, "SOLO_SECONDS", 5.0)
+    parallel._note_lateness(start=0.0, worked=worked, end=end, mine=mine, n=n)
+    assert parallel._state["solo_until"] == (end + 5.0 if solo else 0.0)
 
 
 def test_blas_is_limited_to_one_thread_once_a_kernel_ran():
