@@ -334,6 +334,20 @@ def test_the_checksum_of_a_large_array_is_one_dot_product_for_any_thread_count()
         minicnn.set_num_threads(before)
 
 
+def test_a_kept_input_is_read_once_after_forward_and_once_before_backward(monkeypatch):
+    """However deep the layer sits in containers, its fingerprinted input is checksummed
+    once when the pass ends and once when backward starts, not again per container."""
+    from minicnn.layers import calls
+    real, count = calls.checksum, []
+    monkeypatch.setattr(calls, "checksum", lambda a: count.append(1) or real(a))
+    for model in (Sequential(Linear(4, 3, seed=0)),
+                  Sequential(Sequential(Sequential(Linear(4, 3, seed=0))))):
+        count.clear()
+        out = model(X.astype(np.float32))
+        model.backward(np.ones_like(out))
+        assert len(count) == 2
+
+
 def test_the_checksum_does_not_change_when_its_weights_grow():
     """The weights are drawn once per size needed; a longer draw starts with the shorter."""
     from minicnn.layers import calls

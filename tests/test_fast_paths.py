@@ -388,6 +388,20 @@ def test_benchmark_quick_smoke(tmp_path):
     assert "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE: unset in the workers" in text
 
 
+def test_inplace_check_benchmark_smoke():
+    """``benchmarks/inplace_check.py`` runs both sides and prints a row per case
+    (no timing is checked)."""
+    res = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "inplace_check.py"), "--rounds", "1",
+         "--steps", "1", "--only", "linear,maxpool_alone"],
+        capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    rows = [line for line in res.stdout.splitlines() if line.startswith("| linear")
+            or line.startswith("| maxpool_alone")]
+    assert len(rows) == 2 and all(" ms | " in r and " % |" in r for r in rows)
+    assert "other processes used" in res.stdout
+
+
 def test_benchmark_ratio_spread_and_busy_verdicts():
     """The ratio is the pooled medians' ratio, the spread the rounds' lowest and highest
     ratio; a busy machine gets no met/missed."""

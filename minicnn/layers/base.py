@@ -175,6 +175,8 @@ class Layer:
                     f"{self._describe()}: {where}the {what} that backward reads was modified "
                     f"by an in-place operation after forward (e.g. out *= 2); change a copy "
                     f"instead (out = out * 2), or run forward again")
+        for record in records:  # checked: the sub-layers' own backward need not read them again
+            record.prints = None
 
     def _not_ready(self, m, ran_since=False):
         where = ""
