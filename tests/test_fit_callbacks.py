@@ -239,6 +239,25 @@ def test_predict_on_no_inputs_is_one_clear_line(data):
     assert predict(tiny_net(0), data[1][0][:1]).shape == (1, 3)
 
 
+def test_predict_with_flip_tta_averages_the_scores_of_each_image_and_its_mirror(data):
+    from minicnn.training import evaluate
+    from minicnn.losses import SoftmaxCrossEntropy
+    model, x = tiny_net(0), data[1][0][:40]
+    plain, mirrored = predict(model, x), predict(model, x[..., ::-1].copy())
+    assert not np.allclose(plain, mirrored)  # the net is not mirror-symmetric
+    both = predict(model, x, batch_size=16, tta="flip")
+    np.testing.assert_array_equal(both, (plain + mirrored) / 2)
+    assert both.dtype == plain.dtype
+    np.testing.assert_array_equal(predict(model, x, tta="none"), plain)
+    y = data[1][1][:40]
+    loss, acc = evaluate(model, SoftmaxCrossEntropy(), x, y, tta="flip")
+    assert acc == np.mean(both.argmax(1) == y)
+    assert loss == SoftmaxCrossEntropy()(both, y)
+    with pytest.raises(ValueError, match=r"^predict: tta must be one of 'none', 'flip', "
+                                         r"got 'mirror'$"):
+        predict(model, x, tta="mirror")
+
+
 def test_no_function_in_the_training_loop_is_above_complexity_c():
     radon = pytest.importorskip("radon.complexity")
     for name in ("loop.py", "callbacks.py", "schedules.py", "inference.py"):
