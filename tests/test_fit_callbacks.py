@@ -240,8 +240,8 @@ def test_predict_on_no_inputs_is_one_clear_line(data):
 
 
 def test_predict_with_flip_tta_averages_the_scores_of_each_image_and_its_mirror(data):
-    from minicnn.training import evaluate
     from minicnn.losses import SoftmaxCrossEntropy
+    from minicnn.training import evaluate
     model, x = tiny_net(0), data[1][0][:40]
     plain, mirrored = predict(model, x), predict(model, x[..., ::-1].copy())
     assert not np.allclose(plain, mirrored)  # the net is not mirror-symmetric
