@@ -45,6 +45,26 @@ def test_vgg_small_stages():
     assert isinstance(model[-2], GlobalAvgPool2D) and model[-1].in_features == 64
 
 
+@pytest.mark.parametrize("size,features", [(28, 64 * 3 * 3), ((28, 32), 64 * 3 * 4), (8, 64)])
+def test_vgg_small_with_an_image_size_flattens_its_last_map(size, features):
+    model = vgg_small(in_channels=1, image_size=size, seed=0)
+    assert isinstance(model[-2], Flatten) and model[-1].in_features == features
+    # the convolutions are those of the pooled network with the same seed
+    mine, pooled = model.state_dict(), vgg_small(in_channels=1, seed=0).state_dict()
+    convs = [k for k in pooled if not k.startswith(f"{len(model) - 1}.")]
+    assert len(convs) == len(pooled) - 2
+    for k in convs:
+        np.testing.assert_array_equal(mine[k], pooled[k])
+    h, w = (size, size) if isinstance(size, int) else size
+    assert model(np.zeros((2, 1, h, w), np.float32)).shape == (2, 10)
+
+
+def test_vgg_small_image_size_below_one_pixel_after_the_pools_is_refused():
+    with pytest.raises(ValueError, match=r"^vgg_small: an image of 7 is smaller than 1x1 after "
+                                         r"3 2x2 pools; give at least 8 pixels a side"):
+        vgg_small(image_size=7)
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_same_seed_same_weights(name):
     a, b, c = (build_model(name, seed=s) for s in (3, 3, 4))
@@ -134,3 +154,14 @@ def test_init_rules():
 def test_a_bad_seed_names_the_model(name):
     with pytest.raises(TypeError, match=f"{MODELS[name].__name__}: seed must be a non-negative int"):
         build_model(name, seed="abc")
+
+
+def test_vgg_small_with_a_flattened_head_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    from minicnn.export import to_torch
+    model = vgg_small(in_channels=1, image_size=28, seed=0, dtype=np.float64)
+    x = np.random.default_rng(1).standard_normal((3, 1, 28, 28))
+    theirs = to_torch(model).eval()
+    model.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(model(x), theirs(torch.tensor(x)).numpy(), rtol=1e-10, atol=1e-10)

@@ -51,14 +51,18 @@ def _conv_bn_relu(c_in, c_out, rng, dtype):
             BatchNorm2D(c_out, dtype=dtype), ReLU()]
 
 
-def vgg_small(num_classes=10, in_channels=3, seed=None, dtype=np.float32, widths=(16, 32, 64)):
-    """A small VGG: per stage two [conv3x3 - batchnorm - relu] then a 2x2 max pool;
-    global average pooling and one affine layer on top.
+def vgg_small(num_classes=10, in_channels=3, seed=None, dtype=np.float32, widths=(16, 32, 64),
+              image_size=None):
+    """A small VGG: per stage two [conv3x3 - batchnorm - relu] then a 2x2 max pool; on top,
+    global average pooling and one affine layer, or with ``image_size`` the classic VGG
+    head: the last feature map flattened into the affine layer.
 
     Input (N, in_channels, H, W) -> scores (N, num_classes). On 32x32 inputs with the
     default widths (16, 32, 64) the feature maps go 16x32x32 -> 32x16x16 -> 64x8x8 ->
     64x4x4, then (N, 64). Any input size works (global pooling); ``widths=(32, 64)`` gives
-    two stages.
+    two stages. ``image_size=28`` (an int or (h, w)): inputs of that size only, and the
+    affine layer sees where in the image each feature was (64x3x3 = 576 features for
+    1x28x28 Fashion-MNIST images: each pool floors, 28 -> 14 -> 7 -> 3).
     """
     rng = as_generator(seed, "vgg_small")
     layers, c_in = [], in_channels
@@ -66,8 +70,15 @@ def vgg_small(num_classes=10, in_channels=3, seed=None, dtype=np.float32, widths
         layers += _conv_bn_relu(c_in, c_out, rng, dtype) + _conv_bn_relu(c_out, c_out, rng, dtype)
         layers.append(MaxPool2D(2, 2))
         c_in = c_out
-    layers += [GlobalAvgPool2D(), Linear(c_in, num_classes, seed=rng, dtype=dtype)]
-    return Sequential(*layers)
+    if image_size is None:
+        return Sequential(*layers, GlobalAvgPool2D(), Linear(c_in, num_classes, seed=rng, dtype=dtype))
+    h, w = pair(image_size, "vgg_small image_size")
+    h, w = h >> len(widths), w >> len(widths)  # floor-halved once per stage
+    if min(h, w) < 1:
+        raise ValueError(f"vgg_small: an image of {image_size} is smaller than 1x1 after "
+                         f"{len(widths)} 2x2 pools; give at least {2 ** len(widths)} pixels "
+                         f"a side, or image_size=None (global pooling)")
+    return Sequential(*layers, Flatten(), Linear(c_in * h * w, num_classes, seed=rng, dtype=dtype))
 
 
 def basic_block(c_in, c_out, stride=1, seed=None, dtype=np.float32):
@@ -135,6 +146,8 @@ MODELS = {
 }
 #: The models whose size depends on the image size (they take ``image_size``).
 NEEDS_IMAGE_SIZE = ("three_layer_convnet", "linear")
+#: The models that take ``image_size`` if asked to flatten their last feature map.
+FLATTEN_HEAD = ("vgg_small",)
 
 
 def build_model(name, num_classes=10, seed=None, dtype=np.float32, **kwargs):
