@@ -9,9 +9,10 @@ import os
 
 from ..data.cifar10 import FOLDER
 from ..data.registry import AUGMENT_STEPS, AUGMENTATIONS, DATASETS, augment_spec_problem
-from ..models import MODELS
+from ..models import FLATTEN_HEAD, MODELS
 from ..training.checkpoint import CHECKPOINT
-from ..training.config import CONFIG_SCHEMA, DEFAULTS, OPTIMIZERS
+from ..training.config import CONFIG_SCHEMA, DEFAULTS, HEADS, OPTIMIZERS
+from ..training.inference import TTA
 from ..training.run_folder import load_config
 from ..training.schedules import SCHEDULES
 from .presets import PRESETS, describe, flag
@@ -108,6 +109,10 @@ def _data_flags(p):
     p.add_argument("--num-test", type=int, default=None,
                    help="evaluate on this many test images (default: all 10,000 of CIFAR-10, "
                         "2000 synthetic)")
+    p.add_argument("--tta", choices=list(TTA), default=None,
+                   help="test-time augmentation of the final test accuracy: flip averages the "
+                        "scores of each test image and its mirror image (for a model trained "
+                        "with flips); both accuracies are printed (default: none)")
 
 
 #: Where --find-lr draws the sweep when no path is given (the current folder).
@@ -120,6 +125,10 @@ def _model_flags(p):
     p.add_argument("--widths", type=widths, default=None,
                    help="channels per stage of vgg_small or resnet_small, e.g. 32,64,128 "
                         "(default: the model's, 16,32,64)")
+    p.add_argument("--head", choices=HEADS, default=None,
+                   help="how vgg_small's last feature map reaches its affine layer: avg (global "
+                        "average pooling, any image size) or flatten (the classic VGG head: "
+                        "every position its own features) (default: avg)")
     p.add_argument("--dtype", choices=["float32", "float64"], default=None,
                    help=f"default: {DEFAULTS['dtype']}")
     p.add_argument("--seed", type=int, default=0,
@@ -267,9 +276,11 @@ def fresh_command(run_dir, command="python train.py"):
         return f"rm -r {run_dir} && {command} --out {run_dir} (with the flags it had)"
     words = [f"rm -r {run_dir} &&", command, f"--out {run_dir}"]
     for key, value in config.items():
-        if key == "model_args":  # follows from --model and --dataset, but for the widths
+        if key == "model_args":  # follows from --model and --dataset, but for these
             if value and value.get("widths"):
                 words.append("--widths " + ",".join(map(str, value["widths"])))
+            if value and "image_size" in value and config["model"] in FLATTEN_HEAD:
+                words.append("--head flatten")
         elif isinstance(value, bool):
             words += [flag(key)] if value else []
         elif value is not None:

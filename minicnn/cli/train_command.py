@@ -45,9 +45,9 @@ from .presets import apply_preset, flag
 from .train_args import fresh_command, parse_args
 
 #: The flags that are settings of a new run (the rest steer the command).
-SETTINGS = ("model", "widths", "epochs", "batch_size", "optimizer", "lr", "weight_decay",
-            "schedule", "label_smoothing", "augment", "num_train", "num_val", "num_test",
-            "dtype", "seed", "data_dir")
+SETTINGS = ("model", "widths", "head", "epochs", "batch_size", "optimizer", "lr",
+            "weight_decay", "schedule", "label_smoothing", "augment", "num_train", "num_val",
+            "num_test", "dtype", "seed", "tta", "data_dir")
 
 
 def _where_found(dataset, data_dir):
@@ -96,8 +96,8 @@ def new_config(args):
     preset_dataset = chosen.pop("dataset", None)
     if args.dataset == "auto" and preset_dataset is not None:
         args.dataset = preset_dataset
-    widths = chosen.pop("widths", None)
-    return RunConfig.new(resolve_dataset(args), label=flag, widths=widths, **chosen)
+    widths, head = chosen.pop("widths", None), chosen.pop("head", None)
+    return RunConfig.new(resolve_dataset(args), label=flag, widths=widths, head=head, **chosen)
 
 
 def new_run_dir(out):
@@ -123,10 +123,21 @@ def run_evaluate(path):
     model = built_model(config, where=f"{os.path.join(folder, 'config.json')}: ")
     model = load_weights(model, path)  # read once, checked, bounded
     data = build_data(config)
-    loss, acc = evaluate(model, build_loss(config), data.x_test, data.y_test)
+    loss, acc, plain = _test_accuracy(model, config, data)
     _finite_test_loss(loss, path)
-    print(f"test accuracy {acc:.4f}, loss {loss:.4f} on {len(data.y_test)} {config['dataset']} "
-          f"test images ({path})")
+    print(f"test accuracy {acc:.4f}, loss {loss:.4f}{plain} on {len(data.y_test)} "
+          f"{config['dataset']} test images ({path})")
+
+
+def _test_accuracy(model, config, data):
+    """(loss, accuracy, note) on the test set with the run's test-time augmentation; the
+    note gives the accuracy without it, when there is one."""
+    loss_fn, tta = build_loss(config), config.get("tta", "none")
+    loss, acc = evaluate(model, loss_fn, data.x_test, data.y_test, tta=tta)
+    if tta == "none":
+        return loss, acc, ""
+    plain = evaluate(model, loss_fn, data.x_test, data.y_test)[1]
+    return loss, acc, f"; {tta} test-time augmentation, {plain:.4f} without"
 
 
 def resumed_config(args):
@@ -268,13 +279,13 @@ def _finish(run_dir, config, data):
     """The test accuracy of best.npz (training), then the pictures (viz), then the results
     are printed: the run's last steps go down the house once."""
     best, _, history = load_run(run_dir)
-    loss, acc = evaluate(best, build_loss(config), data.x_test, data.y_test)
+    loss, acc, plain = _test_accuracy(best, config, data)
     report = draw_pictures(run_dir)
     _finite_test_loss(loss, os.path.join(run_dir, BEST))
     seconds = sum(history["seconds"])
     print(f"best validation accuracy {history.best_val_acc:.4f}; training took {seconds:.0f} s")
-    print(f"test accuracy {acc:.4f} (loss {loss:.4f}) on {len(data.y_test)} {config['dataset']} "
-          f"test images, model {os.path.join(run_dir, BEST)}")
+    print(f"test accuracy {acc:.4f} (loss {loss:.4f}{plain}) on {len(data.y_test)} "
+          f"{config['dataset']} test images, model {os.path.join(run_dir, BEST)}")
     print(report, file=sys.stderr if report.startswith("warning") else sys.stdout)
 
 

@@ -24,9 +24,11 @@ dtype, e.g. ``{"in_channels": 1, "widths": [32, 64, 128]}``), epochs, batch_size
 optimizer, weight_decay, schedule (per epoch: "none", "step", "cosine"; per step:
 "warmup-cosine", "onecycle"; see :func:`minicnn.training.schedules.make_schedule`),
 label_smoothing (of the cross-entropy, in [0, 1)), augment, num_train, num_val, num_test,
-dtype, seed. All are required but model_args and label_smoothing: a config written before
-they were recorded gets the factory's defaults for the data set's channels and image size,
-and no label smoothing (:data:`minicnn.training.checkpoint.LATER_FIELDS`).
+dtype, seed, tta (the test-time augmentation of the final test accuracy: "none" or "flip",
+see :func:`minicnn.training.predict`). All are required but model_args, label_smoothing
+and tta: a config written before they were recorded gets the factory's defaults for the
+data set's channels and image size, no label smoothing and no test-time augmentation
+(:data:`minicnn.training.checkpoint.LATER_FIELDS`).
 """
 import dataclasses
 from collections.abc import Mapping
@@ -40,9 +42,10 @@ from ..data.registry import (
     SYNTHETIC_TRAIN_SIZE,
     augment_spec_problem,
 )
-from ..models import MODELS, NEEDS_IMAGE_SIZE
+from ..models import FLATTEN_HEAD, MODELS, NEEDS_IMAGE_SIZE
 from ..optim import SGD, Adam, AdamW, RMSprop
 from .checkpoint import LATER_FIELDS, check_resume_config
+from .inference import TTA
 from .memory import check_memory
 from .schedules import SCHEDULES
 from .schema import Rule, check_record, choice, field, integer, number, text
@@ -58,7 +61,10 @@ HAS_WIDTHS = ("vgg_small", "resnet_small")
 #: What a setting not given means (after the data set's defaults).
 DEFAULTS = dict(data_dir=None, model="vgg_small", epochs=5, batch_size=64, optimizer="adam",
                 weight_decay=0.0, schedule="cosine", label_smoothing=0.0, augment=False, num_train=None,
-                num_val=1000, num_test=None, dtype="float32", seed=0)
+                num_val=1000, num_test=None, dtype="float32", seed=0, tta="none")
+#: How the last feature map reaches the classifier: "avg" (global average pooling) or
+#: "flatten" (the models of FLATTEN_HEAD, given the data set's image size).
+HEADS = ("avg", "flatten")
 #: Per data set: a first run of a minute or two (CIFAR-10: all of it).
 DATASET_DEFAULTS = {"synthetic": dict(num_train=5000),
                     "fashion-mnist": dict(num_train=10_000, epochs=3),
@@ -97,6 +103,7 @@ CONFIG_SCHEMA = {
     "num_test": integer(1, nullable=True),
     "dtype": choice("float32", "float64"),
     "seed": integer(0),
+    "tta": choice(*TTA),
 }
 
 
@@ -150,12 +157,13 @@ def check_sizes(config, label=str, where="", memory=True, model=None):
     return splits
 
 
-def default_model_args(model, dataset, widths=None):
+def default_model_args(model, dataset, widths=None, head="avg"):
     """The zoo arguments a new run records: the data set's channels (and image size where
-    the model needs it), and the stage ``widths`` of vgg_small or resnet_small."""
+    the model needs it, or where ``head="flatten"`` asks for a flattened last feature map),
+    and the stage ``widths`` of vgg_small or resnet_small."""
     info = DATASETS[dataset]
     args = {"in_channels": info.in_channels}
-    if model in NEEDS_IMAGE_SIZE:
+    if model in NEEDS_IMAGE_SIZE or head == "flatten":
         args["image_size"] = info.image_size
     if widths is not None:
         args["widths"] = list(widths)
@@ -183,6 +191,7 @@ class RunConfig(Mapping):
     num_test: Optional[int]
     dtype: str
     seed: int
+    tta: str = "none"
 
     def __post_init__(self):
         check_config(self.to_dict(), "RunConfig")
@@ -191,21 +200,28 @@ class RunConfig(Mapping):
     # -- making one ----------------------------------------------------------------
 
     @classmethod
-    def new(cls, dataset, *, label=field, widths=None, **settings):
+    def new(cls, dataset, *, label=field, widths=None, head=None, **settings):
         """A new run's config: the ``settings`` given win over the data set's
         :data:`DATASET_DEFAULTS`, then :data:`DEFAULTS`; ``lr`` (when not given or None)
         is the optimizer's default rate; ``widths`` are the stage widths of vgg_small or
-        resnet_small. ``label(name)`` names a setting in messages (``--num-train``)."""
+        resnet_small; ``head`` one of :data:`HEADS` (None: "avg"). ``label(name)`` names a
+        setting in messages (``--num-train``)."""
         chosen = {**DEFAULTS, **DATASET_DEFAULTS.get(dataset, {}), **settings, "dataset": dataset}
         if widths is not None and chosen["model"] not in HAS_WIDTHS:
             raise ValueError(f"{label('widths')} is for {' and '.join(HAS_WIDTHS)}, "
+                             f"not {chosen['model']}")
+        head = "avg" if head is None else head
+        if head not in HEADS:
+            raise ValueError(f"{label('head')} must be one of {', '.join(HEADS)}, got {head!r}")
+        if head == "flatten" and chosen["model"] not in FLATTEN_HEAD:
+            raise ValueError(f"{label('head')} flatten is for {' and '.join(FLATTEN_HEAD)}, "
                              f"not {chosen['model']}")
         if chosen.get("lr") is None and chosen["optimizer"] in OPTIMIZERS:
             chosen["lr"] = OPTIMIZERS[chosen["optimizer"]][1]
         if chosen["augment"] == "none":
             chosen["augment"] = False
         if chosen["model"] in MODELS and dataset in DATASETS:
-            chosen["model_args"] = default_model_args(chosen["model"], dataset, widths)
+            chosen["model_args"] = default_model_args(chosen["model"], dataset, widths, head)
         record = {f.name: chosen.get(f.name) for f in dataclasses.fields(cls)}
         check_config(record, "the run's settings", label)
         check_sizes(record, label, memory=False)
