@@ -2,6 +2,7 @@
 and --threads: the real command on a tiny synthetic subset, one epoch."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -342,3 +343,71 @@ def test_a_per_step_schedule_resumes_mid_epoch_exactly(tmp_path, monkeypatch, ca
     part = History.load(tmp_path / "part" / "history.json")
     assert np.array_equal(whole.iteration_loss, part.iteration_loss)
     assert whole["lr"] == part["lr"] and whole["val_acc"] == part["val_acc"]
+
+
+# -- --head flatten and --tta flip -----------------------------------------------------------
+
+def test_head_flatten_records_the_image_size_and_builds_the_flattened_head():
+    from minicnn.training.build import build_model_for
+    config = config_of("--dataset", "synthetic", "--head", "flatten", "--widths", "4,8")
+    assert config["model_args"] == {"in_channels": 3, "image_size": 32, "widths": [4, 8]}
+    model = build_model_for(RunConfig.from_dict(json.loads(json.dumps(config.to_dict()))))
+    assert type(model[-2]).__name__ == "Flatten" and model[-1].in_features == 8 * 8 * 8
+    assert "image_size" not in config_of("--dataset", "synthetic", "--head", "avg")["model_args"]
+    assert "image_size" not in config_of("--dataset", "synthetic")["model_args"]
+
+
+def test_head_flatten_is_for_vgg_small_only():
+    with pytest.raises(ValueError, match=r"^--head flatten is for vgg_small, not resnet_small$"):
+        config_of("--dataset", "synthetic", "--model", "resnet_small", "--head", "flatten")
+    with pytest.raises(ValueError, match=r"^field 'head' must be one of avg, flatten, got 'max'$"):
+        RunConfig.new("synthetic", head="max")
+
+
+def test_tta_is_recorded_and_an_old_config_has_none():
+    config = config_of("--dataset", "synthetic", "--tta", "flip")
+    assert config["tta"] == "flip"
+    record = config_of("--dataset", "synthetic").to_dict()
+    assert record["tta"] == "none"
+    del record["tta"]  # a config.json written before the field existed
+    assert RunConfig.from_dict(record)["tta"] == "none"
+    with pytest.raises(ValueError, match=r"field 'tta' must be one of 'none', 'flip', got 'x'"):
+        RunConfig.from_dict({**record, "tta": "x"})
+
+
+def test_a_run_with_tta_prints_both_accuracies_and_its_fresh_command_keeps_the_recipe(tmp_path):
+    from minicnn.cli.train_args import fresh_command
+    out = tmp_path / "r"
+    result = train_py("--dataset", "synthetic", "--num-train", "48", "--num-val", "16",
+                      "--num-test", "16", "--batch-size", "16", "--widths", "4", "--head",
+                      "flatten", "--augment", "flip", "--tta", "flip", "--epochs", "1",
+                      "--no-progress", "--threads", "1", "--out", out)
+    assert result.returncode == 0, result.stderr
+    line = next(s for s in result.stdout.splitlines() if s.startswith("test accuracy"))
+    m = re.match(r"test accuracy ([0-9.]+) \(loss [0-9.]+; flip test-time augmentation, "
+                 r"([0-9.]+) without\) on 16 synthetic test images", line)
+    assert m, line
+    from minicnn.training import evaluate, load_run
+    from minicnn.training.build import build_data, build_loss
+    best, config, _ = load_run(out)
+    data = build_data(config)
+    assert float(m[1]) == round(evaluate(best, build_loss(config), data.x_test, data.y_test,
+                                         tta="flip")[1], 4)
+    assert float(m[2]) == round(evaluate(best, build_loss(config), data.x_test, data.y_test)[1], 4)
+    command = fresh_command(str(out))
+    assert "--head flatten" in command and "--tta flip" in command and "--widths 4" in command
+    evaluated = train_py("--evaluate", out / "best.npz")
+    assert f"test accuracy {m[1]}, loss" in evaluated.stdout
+    assert f"flip test-time augmentation, {m[2]} without" in evaluated.stdout
+
+
+def test_the_fashion_preset_is_the_measured_recipe(monkeypatch):
+    c = cli()
+    monkeypatch.setattr(c, "find_fashion_mnist", lambda root=None: "/somewhere")
+    config = c.new_config(c.parse_args(["--preset", "fashion"]))
+    assert config["model_args"] == {"in_channels": 1, "image_size": 28}
+    assert (config["epochs"], config["schedule"], config["augment"], config["label_smoothing"],
+            config["tta"], config["optimizer"], config["lr"]) == \
+        (20, "onecycle", "flip,erase", 0.1, "flip", "nesterov", 0.1)
+    other = c.new_config(c.parse_args(["--preset", "fashion", "--model", "resnet_small"]))
+    assert "image_size" not in other["model_args"]  # the preset's head belongs to its model

@@ -2,8 +2,8 @@
 
 Each preset sets the flags it names (by their config names: ``batch_size`` for
 ``--batch-size``); a flag given on the command line wins. A preset's ``lr`` belongs to its
-``optimizer``, and its ``widths`` to its ``model``: choosing another optimizer (model)
-beside the preset gives that optimizer's default rate (that model's widths). To add a
+``optimizer``, and its ``widths`` and ``head`` to its ``model``: choosing another optimizer
+(model) beside the preset gives that optimizer's default rate (that model's widths and head). To add a
 recipe, add an entry: ``--preset`` and its help text list it. A preset may set any flag
 of the run's recipe, e.g.::
 
@@ -15,9 +15,10 @@ of the run's recipe, e.g.::
 #: Preset name -> the settings it stands for. "fashion" is the measured recipe of the
 #: Fashion-MNIST results (see docs/fashion_mnist.md).
 PRESETS = {
-    "fashion": dict(dataset="fashion-mnist", model="vgg_small", epochs=10, batch_size=128,
-                    optimizer="nesterov", lr=0.1, weight_decay=5e-4, schedule="cosine",
-                    augment="flip", num_train=None),
+    "fashion": dict(dataset="fashion-mnist", model="vgg_small", head="flatten", epochs=20,
+                    batch_size=128, optimizer="nesterov", lr=0.1, weight_decay=5e-4,
+                    schedule="onecycle", augment="flip,erase", label_smoothing=0.1, tta="flip",
+                    num_train=None),
 }
 
 
@@ -45,4 +46,5 @@ def apply_preset(name, given):
         preset.pop("lr", None)
     if "model" in given and given["model"] != preset.get("model"):
         preset.pop("widths", None)
+        preset.pop("head", None)
     return {**preset, **given}
