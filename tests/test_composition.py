@@ -302,7 +302,7 @@ def test_the_checksum_sees_small_changes_swaps_and_any_layout(change, layout):
     a = {"contiguous": a, "transposed": np.asfortranarray(a),
          "odd float16": a.astype(np.float16)}[layout]
     before = checksum(a)
-    assert checksum(a.copy()) == before
+    assert checksum(a.copy(order="K")) == before  # the same numbers in the same layout
     change(a)
     assert checksum(a) != before
 
@@ -346,6 +346,22 @@ def test_a_kept_input_is_read_once_after_forward_and_once_before_backward(monkey
         out = model(X.astype(np.float32))
         model.backward(np.ones_like(out))
         assert len(count) == 2
+
+
+def test_the_checksum_reads_an_array_laid_out_in_any_axis_order_without_a_copy(monkeypatch):
+    """A batch-last array (what a conv hands on: (C, H, W, N) in memory) is one block of
+    memory: it is read in place. Only a view with gaps is copied first."""
+    from minicnn.layers import calls
+    copies = []
+    real = np.ascontiguousarray
+    monkeypatch.setattr(calls.np, "ascontiguousarray",
+                        lambda a: (copies.append(not a.flags.c_contiguous), real(a))[1])
+    batch_last = rng.standard_normal((5, 4, 3, 2)).transpose(3, 0, 1, 2)  # (N, C, H, W) view
+    before = calls.checksum(batch_last)
+    batch_last[1, 2, 0, 0] += 1
+    assert calls.checksum(batch_last) != before
+    calls.checksum(batch_last[:, :, ::2])  # gaps: a copy
+    assert copies == [False, False, True]
 
 
 def test_the_checksum_does_not_change_when_its_weights_grow():

@@ -117,7 +117,7 @@ def checksum(a):
     can be cut anywhere, so the parts of a large array run on minicnn's threads.
     """
     global _weights
-    a = np.ascontiguousarray(a)  # a copy only for a view with gaps or another order
+    a = _in_memory_order(a)
     if a.nbytes % 8:
         return zlib.crc32(a)
     words = a.reshape(-1).view(np.uint64)
@@ -129,6 +129,14 @@ def checksum(a):
     # np.dot of unsigned integers wraps mod 2**64 and makes no temporary array
     sums = parallel.run(lambda r: int(np.dot(words[r[0]:r[1]], weights[r[0]:r[1]])), parts)
     return sum(sums) % 2**64
+
+
+def _in_memory_order(a):
+    """``a`` with its axes in the order of its memory: a C-contiguous view when ``a`` is one
+    block in any axis order (a transposed or batch-last array), else a C-contiguous copy
+    (a view with gaps or reversed axes). Its bytes are the words :func:`checksum` reads."""
+    order = sorted(range(a.ndim), key=lambda k: abs(a.strides[k]), reverse=True)
+    return np.ascontiguousarray(a.transpose(order))
 
 
 def _owner_of_memory(a):
