@@ -40,7 +40,7 @@ ENV = "MINICNN_NUM_THREADS"
 #: About how many bytes of an array one chunk of element-wise work covers.
 CHUNK_BYTES = 1 << 20
 #: How long the kernels keep to the calling thread after the helpers were late.
-SOLO_SECONDS = 0.25
+SOLO_SECONDS = 1.0
 #: A wait for the helpers longer than this, after the caller ran out of chunks, is late.
 LATE_SECONDS = 1e-3
 
