@@ -281,6 +281,11 @@ def readme_claims(results):
         claims["Fashion-MNIST test accuracy"] = pct(parts["fashion"]["result"]["test_acc"])
     if "fit" in parts:
         claims["fit snippet, best validation accuracy"] = pct(parts["fit"]["result"]["best_val_acc"])
+    for part, seed in (("preset", 0), ("preset_seed1", 1)):
+        if part in parts:
+            r = parts[part]["result"]
+            claims[f"preset, seed {seed}"] = (f"{pct(r['test_acc'])} (seed {seed}, "
+                                              f"{r['seconds'] / 60:.1f} min)")
     return claims
 
 
