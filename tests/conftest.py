@@ -109,14 +109,16 @@ def server():
 
 
 class InterruptAt(SoftmaxCrossEntropy):
-    """Sends this process a SIGINT (a real Ctrl-C) during its ``at``-th call."""
+    """Sends this process ``times`` SIGINTs (real Ctrl-Cs) during its ``at``-th call;
+    ``kwargs`` go to SoftmaxCrossEntropy (e.g. label_smoothing)."""
 
-    def __init__(self, at):
-        super().__init__()
-        self.calls, self.at = 0, at
+    def __init__(self, at, times=1, **kwargs):
+        super().__init__(**kwargs)
+        self.calls, self.at, self.times = 0, at, times
 
     def forward(self, scores, y):
         self.calls += 1
         if self.calls == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(self.times):
+                os.kill(os.getpid(), signal.SIGINT)
         return super().forward(scores, y)

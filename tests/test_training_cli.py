@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, train_py
+from conftest import ROOT, InterruptAt, train_py
 from minicnn.serialization import load_npz
 from minicnn.training.history import History
 
@@ -327,18 +327,8 @@ def test_double_ctrl_c_says_exactly_what_was_saved(tmp_path, monkeypatch, capsys
     """A second Ctrl-C inside a step: only the history is written, and the message names
     the checkpoint the folder still holds (here the end of epoch 1)."""
     from minicnn.cli import train_command as cli
-    from minicnn.losses import SoftmaxCrossEntropy
-
-    class TwoCtrlC(SoftmaxCrossEntropy):
-        calls = 0
-
-        def forward(self, scores, y):
-            TwoCtrlC.calls += 1
-            if TwoCtrlC.calls == 6:  # epoch 2, step 2 (3 steps and one evaluation per epoch)
-                os.kill(os.getpid(), signal.SIGINT)
-                os.kill(os.getpid(), signal.SIGINT)
-            return super().forward(scores, y)
-    monkeypatch.setattr(cli, "build_loss", lambda config: TwoCtrlC())
+    loss = InterruptAt(6, times=2)  # epoch 2, step 2 (3 steps and one evaluation per epoch)
+    monkeypatch.setattr(cli, "build_loss", lambda config: loss)
     monkeypatch.setenv("MINICNN_DATA", str(tmp_path / "none"))
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as info:
@@ -355,17 +345,8 @@ def test_double_ctrl_c_says_exactly_what_was_saved(tmp_path, monkeypatch, capsys
 
 def test_single_ctrl_c_names_the_checkpoint_it_wrote(tmp_path, monkeypatch, capsys):
     from minicnn.cli import train_command as cli
-    from minicnn.losses import SoftmaxCrossEntropy
-
-    class CtrlC(SoftmaxCrossEntropy):
-        calls = 0
-
-        def forward(self, scores, y):
-            CtrlC.calls += 1
-            if CtrlC.calls == 2:
-                os.kill(os.getpid(), signal.SIGINT)
-            return super().forward(scores, y)
-    monkeypatch.setattr(cli, "build_loss", lambda config: CtrlC())
+    loss = InterruptAt(2)
+    monkeypatch.setattr(cli, "build_loss", lambda config: loss)
     monkeypatch.setenv("MINICNN_DATA", str(tmp_path / "none"))
     out = tmp_path / "run"
     with pytest.raises(SystemExit):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import train_py
+from conftest import InterruptAt, train_py
 from minicnn import parallel
 from minicnn.training.checkpoint import check_resume_config
 from minicnn.training.config import RunConfig
@@ -315,26 +315,15 @@ def test_a_preset_carries_widths_schedule_erasing_and_label_smoothing(monkeypatc
 def test_a_per_step_schedule_resumes_mid_epoch_exactly(tmp_path, monkeypatch, capsys):
     """Ctrl-C inside epoch 1 of a one-cycle run, then --resume: every step's rate and loss
     equal an uninterrupted run's (the command rebuilds the same per-step schedule)."""
-    import signal
-
-    from minicnn.losses import SoftmaxCrossEntropy
     c = cli()
-
-    class CtrlC(SoftmaxCrossEntropy):
-        calls = 0
-
-        def forward(self, scores, y):
-            CtrlC.calls += 1
-            if CtrlC.calls == 2:
-                os.kill(os.getpid(), signal.SIGINT)
-            return super().forward(scores, y)
+    loss = InterruptAt(2, label_smoothing=0.1)
 
     monkeypatch.setenv("MINICNN_DATA", str(tmp_path / "none"))
     recipe = [*TINY, "--epochs", "2", "--schedule", "onecycle", "--lr", "0.01",
               "--label-smoothing", "0.1"]
     c.main([*recipe, "--out", str(tmp_path / "whole")])
     with monkeypatch.context() as m:
-        m.setattr(c, "build_loss", lambda config: CtrlC(config["label_smoothing"]))
+        m.setattr(c, "build_loss", lambda config: loss)
         with pytest.raises(SystemExit):
             c.main([*recipe, "--out", str(tmp_path / "part")])
     c.main(["--resume", str(tmp_path / "part"), "--no-progress"])
