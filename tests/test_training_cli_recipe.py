@@ -390,6 +390,57 @@ def test_a_run_with_tta_prints_both_accuracies_and_its_fresh_command_keeps_the_r
     assert f"flip test-time augmentation, {m[2]} without" in evaluated.stdout
 
 
+# -- --final-model ---------------------------------------------------------------------------
+
+def test_final_model_is_recorded_and_an_old_config_has_best():
+    assert config_of("--dataset", "synthetic", "--final-model", "last")["final_model"] == "last"
+    record = config_of("--dataset", "synthetic").to_dict()
+    assert record["final_model"] == "best"
+    del record["final_model"]  # a config.json written before the field existed
+    assert RunConfig.from_dict(record)["final_model"] == "best"
+    with pytest.raises(ValueError, match=r"field 'final_model' must be one of 'best', 'last', "
+                                         r"got 'first'"):
+        RunConfig.from_dict({**record, "final_model": "first"})
+
+
+def _weights(model):
+    return [p.data.copy() for p in model.parameters()]
+
+
+def _same(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_final_model_last_reports_and_loads_the_last_epochs_weights(tmp_path):
+    from minicnn.cli.train_args import fresh_command
+    from minicnn.training import evaluate, load_run
+    from minicnn.training.build import build_data, build_loss, build_model_for
+    from minicnn.training.checkpoint import load_weights
+    out = tmp_path / "r"
+    result = train_py(*TINY, "--epochs", "2", "--final-model", "last", "--threads", "1",
+                      "--out", out)
+    # best.npz made to differ from the last epoch for sure: other weights of the same network
+    config = load_run(out)[1]
+    build_model_for(config).save(out / "best.npz")
+    last = _weights(load_weights(build_model_for(config), out / "checkpoint.npz"))
+    best = _weights(load_weights(build_model_for(config), out / "best.npz"))
+    assert not _same(last, best)
+    model, config, _ = load_run(out)
+    assert _same(_weights(model), last)
+    line = next(s for s in result.stdout.splitlines() if s.startswith("test accuracy"))
+    assert line.endswith(f"model {out / 'checkpoint.npz'} (the last epoch's weights)"), line
+    data = build_data(config)
+    acc = float(re.match(r"test accuracy ([0-9.]+)", line)[1])
+    assert acc == round(evaluate(model, build_loss(config), data.x_test, data.y_test)[1], 4)
+    assert "--final-model last" in fresh_command(str(out))
+    finished = train_py("--resume", out)
+    assert f"--evaluate {out / 'checkpoint.npz'}" in finished.stdout
+    # the same folder read as a "best" run gives best.npz's weights
+    record = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**record, "final_model": "best"}))
+    assert _same(_weights(load_run(out)[0]), best)
+
+
 def test_the_fashion_preset_is_the_measured_recipe(monkeypatch):
     c = cli()
     monkeypatch.setattr(c, "find_fashion_mnist", lambda root=None: "/somewhere")

@@ -10,7 +10,7 @@ import os
 from ..data.cifar10 import FOLDER
 from ..data.registry import AUGMENT_STEPS, AUGMENTATIONS, DATASETS, augment_spec_problem
 from ..models import FLATTEN_HEAD, MODELS
-from ..training.checkpoint import CHECKPOINT
+from ..training.checkpoint import CHECKPOINT, FINAL_MODELS
 from ..training.config import CONFIG_SCHEMA, DEFAULTS, HEADS, OPTIMIZERS
 from ..training.inference import TTA
 from ..training.run_folder import load_config
@@ -35,7 +35,8 @@ EPILOG = """examples:
   minicnn-plot runs/a runs/b -o curves.png
 
 The run folder holds config.json, history.json, history.csv, loss.png, report.png,
-checkpoint.npz and best.npz; the test accuracy of best.npz is printed at the end.
+checkpoint.npz and best.npz; the test accuracy of best.npz (--final-model last: of the last
+epoch's weights, checkpoint.npz) is printed at the end.
 --out must name a new or empty folder; a folder that holds a run is continued with
 --resume. One run at a time writes a folder: a second one is refused."""
 
@@ -113,6 +114,11 @@ def _data_flags(p):
                    help="test-time augmentation of the final test accuracy: flip averages the "
                         "scores of each test image and its mirror image (for a model trained "
                         "with flips); both accuracies are printed (default: none)")
+    p.add_argument("--final-model", choices=list(FINAL_MODELS), default=None,
+                   help="the weights the final test accuracy and report.png use: best "
+                        "(best.npz, the epoch with the best validation accuracy) or last (the "
+                        "last epoch's, checkpoint.npz: the model a schedule that ends near "
+                        "zero, such as onecycle, aims for) (default: best)")
 
 
 #: Where --find-lr draws the sweep when no path is given (the current folder).

@@ -4,9 +4,10 @@
 The path of a new run, one way down: flags (:mod:`.train_args`, :mod:`.presets`) ->
 :class:`minicnn.training.RunConfig` (defaults and checks) -> the run folder is claimed
 (:func:`minicnn.training.run_folder.claim_run_folder`: new or empty, locked) -> data, model
-and optimizer (:mod:`minicnn.training.build`) -> ``fit`` -> the test accuracy of
-``best.npz`` -> the pictures (:mod:`minicnn.viz`) -> the results are printed. No step
-goes back to a module an earlier step left.
+and optimizer (:mod:`minicnn.training.build`) -> ``fit`` -> the test accuracy of the run's
+result (``best.npz``, or ``checkpoint.npz`` for ``--final-model last``) -> the pictures
+(:mod:`minicnn.viz`) -> the results are printed. No step goes back to a module an earlier
+step left.
 """
 import math
 import os
@@ -28,7 +29,7 @@ from ..training.build import (
     build_schedule,
     seeds,
 )
-from ..training.checkpoint import BEST, CHECKPOINT, load_weights, read_checkpoint_meta
+from ..training.checkpoint import CHECKPOINT, load_weights, read_checkpoint_meta
 from ..training.config import RunConfig, check_sizes
 from ..training.history import History
 from ..training.loop import Interrupted, evaluate, fit
@@ -37,6 +38,7 @@ from ..training.memory import check_weight_memory
 from ..training.run_folder import (
     check_not_busy,
     claim_run_folder,
+    final_weights,
     load_config,
     load_run,
     save_config,
@@ -47,7 +49,7 @@ from .train_args import fresh_command, parse_args
 #: The flags that are settings of a new run (the rest steer the command).
 SETTINGS = ("model", "widths", "head", "epochs", "batch_size", "optimizer", "lr",
             "weight_decay", "schedule", "label_smoothing", "augment", "num_train", "num_val",
-            "num_test", "dtype", "seed", "tta", "data_dir")
+            "num_test", "dtype", "seed", "tta", "final_model", "data_dir")
 
 
 def _where_found(dataset, data_dir):
@@ -180,7 +182,8 @@ def finished(run_dir, epochs, asked, command):
     print(f"{why}: nothing to train (best validation accuracy {history.best_val_acc:.4f}).\n"
           f"To train it longer, give the new total number of epochs: {command} "
           f"--resume {run_dir} --epochs {done['epoch'] + 5}\n"
-          f"Its test accuracy: {command} --evaluate {os.path.join(run_dir, BEST)}")
+          f"Its test accuracy: {command} --evaluate "
+          f"{os.path.join(run_dir, final_weights(load_config(run_dir)))}")
     return True
 
 
@@ -276,16 +279,19 @@ def _train(args, config, run_dir, data):
 
 
 def _finish(run_dir, config, data):
-    """The test accuracy of best.npz (training), then the pictures (viz), then the results
-    are printed: the run's last steps go down the house once."""
-    best, _, history = load_run(run_dir)
-    loss, acc, plain = _test_accuracy(best, config, data)
+    """The test accuracy of the run's result (``best.npz``, or the last epoch's weights for
+    ``--final-model last``), then the pictures (viz), then the results are printed: the
+    run's last steps go down the house once."""
+    model, _, history = load_run(run_dir)
+    loss, acc, plain = _test_accuracy(model, config, data)
     report = draw_pictures(run_dir)
-    _finite_test_loss(loss, os.path.join(run_dir, BEST))
+    path = os.path.join(run_dir, final_weights(config))
+    _finite_test_loss(loss, path)
     seconds = sum(history["seconds"])
     print(f"best validation accuracy {history.best_val_acc:.4f}; training took {seconds:.0f} s")
+    which = " (the last epoch's weights)" if config["final_model"] == "last" else ""
     print(f"test accuracy {acc:.4f} (loss {loss:.4f}{plain}) on {len(data.y_test)} "
-          f"{config['dataset']} test images, model {os.path.join(run_dir, BEST)}")
+          f"{config['dataset']} test images, model {path}{which}")
     print(report, file=sys.stderr if report.startswith("warning") else sys.stdout)
 
 

@@ -32,7 +32,10 @@ _MODEL_MARKER = "__minicnn_model__"  # written by Layer.save
 RESUMABLE_KEYS = ("epochs", "data_dir")
 #: config.json keys added after the first runs were written, and what a config without
 #: them means (so an older run still loads, and resumes when the key holds that value).
-LATER_FIELDS = {"label_smoothing": 0.0, "tta": "none"}
+LATER_FIELDS = {"label_smoothing": 0.0, "tta": "none", "final_model": "best"}
+#: A run's ``final_model`` -> the file of its weights that the final test accuracy and the
+#: report use: the epoch with the best validation accuracy, or the last epoch's.
+FINAL_MODELS = {"best": BEST, "last": CHECKPOINT}
 
 _EPOCH_RECORD = {"epoch": integer(1), "train_loss": number(), "train_acc": number(0, 1),
                  "val_loss": number(nullable=True), "val_acc": number(0, 1, nullable=True),

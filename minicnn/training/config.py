@@ -25,9 +25,12 @@ optimizer, weight_decay, schedule (per epoch: "none", "step", "cosine"; per step
 "warmup-cosine", "onecycle"; see :func:`minicnn.training.schedules.make_schedule`),
 label_smoothing (of the cross-entropy, in [0, 1)), augment, num_train, num_val, num_test,
 dtype, seed, tta (the test-time augmentation of the final test accuracy: "none" or "flip",
-see :func:`minicnn.training.predict`). All are required but model_args, label_smoothing
-and tta: a config written before they were recorded gets the factory's defaults for the
-data set's channels and image size, no label smoothing and no test-time augmentation
+see :func:`minicnn.training.predict`), final_model (the weights the final test accuracy
+and the report are measured on: "best", ``best.npz``, the epoch with the best validation
+accuracy; or "last", the last epoch's, ``checkpoint.npz``). All are required but
+model_args, label_smoothing, tta and final_model: a config written before they were
+recorded gets the factory's defaults for the data set's channels and image size, no label
+smoothing, no test-time augmentation and the best epoch's weights
 (:data:`minicnn.training.checkpoint.LATER_FIELDS`).
 """
 import dataclasses
@@ -44,7 +47,7 @@ from ..data.registry import (
 )
 from ..models import FLATTEN_HEAD, MODELS, NEEDS_IMAGE_SIZE
 from ..optim import SGD, Adam, AdamW, RMSprop
-from .checkpoint import LATER_FIELDS, check_resume_config
+from .checkpoint import FINAL_MODELS, LATER_FIELDS, check_resume_config
 from .inference import TTA
 from .memory import check_memory
 from .schedules import SCHEDULES
@@ -61,7 +64,8 @@ HAS_WIDTHS = ("vgg_small", "resnet_small")
 #: What a setting not given means (after the data set's defaults).
 DEFAULTS = dict(data_dir=None, model="vgg_small", epochs=5, batch_size=64, optimizer="adam",
                 weight_decay=0.0, schedule="cosine", label_smoothing=0.0, augment=False, num_train=None,
-                num_val=1000, num_test=None, dtype="float32", seed=0, tta="none")
+                num_val=1000, num_test=None, dtype="float32", seed=0, tta="none",
+                final_model="best")
 #: How the last feature map reaches the classifier: "avg" (global average pooling) or
 #: "flatten" (the models of FLATTEN_HEAD, given the data set's image size).
 HEADS = ("avg", "flatten")
@@ -104,6 +108,7 @@ CONFIG_SCHEMA = {
     "dtype": choice("float32", "float64"),
     "seed": integer(0),
     "tta": choice(*TTA),
+    "final_model": choice(*FINAL_MODELS),
 }
 
 
@@ -192,6 +197,7 @@ class RunConfig(Mapping):
     dtype: str
     seed: int
     tta: str = "none"
+    final_model: str = "best"
 
     def __post_init__(self):
         check_config(self.to_dict(), "RunConfig")

@@ -25,7 +25,7 @@ import threading
 
 from ..serialization import atomic_path, remove_stale_temps
 from .build import build_model_for
-from .checkpoint import BEST, CHECKPOINT, load_weights
+from .checkpoint import BEST, CHECKPOINT, FINAL_MODELS, load_weights
 from .config import RunConfig
 from .history import History
 
@@ -253,9 +253,17 @@ def missing_config_message(run_dir):
             f"no config.json (train.py / minicnn-train write one).")
 
 
-def load_run(run_dir, weights=BEST, model=None):
-    """``(model, config, history)`` of a run folder: the model with ``weights`` (``best.npz``,
-    or ``checkpoint.npz`` if there is no best yet) loaded, in eval mode.
+def final_weights(config):
+    """The weights file of a run's result: ``best.npz``, or ``checkpoint.npz`` (the last
+    epoch's) when its config says ``final_model: "last"``; ``best.npz`` without a config."""
+    return FINAL_MODELS[config.get("final_model", "best")] if config is not None else BEST
+
+
+def load_run(run_dir, weights=None, model=None):
+    """``(model, config, history)`` of a run folder: the model with ``weights`` loaded, in
+    eval mode. ``weights`` None: the run's result (:func:`final_weights`: ``best.npz``, or
+    ``checkpoint.npz`` for ``final_model: "last"``); ``checkpoint.npz`` if there is no
+    ``best.npz`` yet.
 
     A folder written by ``train.py`` is rebuilt from its ``config.json`` (``config`` is its
     :class:`RunConfig`). Given ``model``, the weights are loaded into ``model`` itself (and
@@ -267,6 +275,7 @@ def load_run(run_dir, weights=BEST, model=None):
         raise ValueError(f"{missing_config_message(run_dir)} Pass the network to load the "
                          f"weights into: load_run({run_dir!r}, model=my_network).")
     config = load_config(run_dir) if has_config else None
+    weights = final_weights(config) if weights is None else weights
     path = os.path.join(run_dir, weights)
     if not os.path.exists(path):
         path = os.path.join(run_dir, CHECKPOINT)

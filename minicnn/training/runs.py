@@ -14,7 +14,7 @@ release; it split by job:
 For example::
 
     from minicnn.training import build_data, load_run
-    model, config, history = load_run("runs/20240101-120000")   # best.npz, eval mode
+    model, config, history = load_run("runs/20240101-120000")   # its result, eval mode
     data = build_data(config)                                   # the same normalised splits
 """
 from ..data.registry import (

@@ -3,8 +3,9 @@
     minicnn-report RUN_DIR            # writes RUN_DIR/report.png (the command is in minicnn.cli)
 
 ``write_report(run_dir)`` does the same from Python (``train.py`` calls it at the end of
-a run). The model is the run's ``best.npz``, evaluated on the run's test split, both
-rebuilt from its ``config.json``. A folder written by ``fit(out_dir=...)`` has no
+a run). The model is the run's result (``best.npz``, or the last epoch's weights in
+``checkpoint.npz`` when it was trained with ``--final-model last``), evaluated on the run's
+test split, both rebuilt from its ``config.json``. A folder written by ``fit(out_dir=...)`` has no
 config.json: pass the network and the test data, ``write_report(run_dir, model=net,
 test_data=(x_test, y_test))``.
 
