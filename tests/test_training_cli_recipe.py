@@ -445,9 +445,9 @@ def test_the_fashion_preset_is_the_measured_recipe(monkeypatch):
     c = cli()
     monkeypatch.setattr(c, "find_fashion_mnist", lambda root=None: "/somewhere")
     config = c.new_config(c.parse_args(["--preset", "fashion"]))
-    assert config["model_args"] == {"in_channels": 1, "image_size": 28, "widths": [24, 48, 96]}
+    assert config["model_args"] == {"in_channels": 1, "image_size": 28, "widths": [16, 48, 96]}
     assert (config["epochs"], config["schedule"], config["augment"], config["label_smoothing"],
-            config["tta"], config["optimizer"], config["lr"]) == \
-        (11, "onecycle", "flip,erase", 0.1, "flip", "nesterov", 0.1)
+            config["tta"], config["final_model"], config["optimizer"], config["lr"]) == \
+        (13, "onecycle", "flip,erase", 0.1, "flip", "last", "nesterov", 0.1)
     other = c.new_config(c.parse_args(["--preset", "fashion", "--model", "resnet_small"]))
     assert "image_size" not in other["model_args"]  # the preset's head belongs to its model
