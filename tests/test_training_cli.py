@@ -398,12 +398,14 @@ def test_preset_fills_the_recipe_and_flags_given_win(monkeypatch):
     config = cli.new_config(cli.parse_args(["--preset", "fashion"]))
     assert {k: config[k] for k in ("dataset", "model", "epochs", "batch_size", "optimizer",
                                    "lr", "weight_decay", "schedule", "augment", "num_train")} == {
-        "dataset": "fashion-mnist", "model": "vgg_small", "epochs": 11, "batch_size": 128,
+        "dataset": "fashion-mnist", "model": "vgg_small", "epochs": 13, "batch_size": 128,
         "optimizer": "nesterov", "lr": 0.1, "weight_decay": 5e-4, "schedule": "onecycle",
         "augment": "flip,erase", "num_train": None}
     config = cli.new_config(cli.parse_args(["--preset", "fashion", "--epochs", "3", "--lr", "0.05",
-                                            "--augment", "--widths", "8,16", "--head", "avg"]))
+                                            "--augment", "--widths", "8,16", "--head", "avg",
+                                            "--final-model", "best"]))
     assert config["epochs"] == 3 and config["lr"] == 0.05 and config["augment"] is True
+    assert config["final_model"] == "best"
     assert config["model_args"] == {"in_channels": 1, "widths": [8, 16]}
     other = cli.new_config(cli.parse_args(["--preset", "fashion", "--optimizer", "adam"]))
     assert other["optimizer"] == "adam" and other["lr"] == 3e-3  # not the preset's SGD rate
