@@ -417,3 +417,28 @@ def test_benchmark_ratio_spread_and_busy_verdicts():
     assert run.Judge(busy=False)(1.0, 1.0) == "met"
     assert run.Judge(busy=False)(1.0, 1.0, strict=True) == "**missed**"
     assert run.Judge(busy=True)(0.5, 1.0) == "not judged (machine busy)"
+
+
+@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"),
+                    reason="Fashion-MNIST is not in /usr/share/datasets/fashion-mnist")
+def test_fashion_mnist_benchmark_takes_the_same_steps_on_both_sides(tmp_path):
+    """``benchmarks/fashion_mnist.py`` with its default recipe (the preset's network,
+    one-cycle, flip + erase, label smoothing, flip TTA) on a small subset in float64: the
+    two frameworks take the same steps, so every per-step loss and the test accuracies
+    agree (float32 runs drift apart by rounding; the full-size run is in the docs)."""
+    pytest.importorskip("torch")
+    out = tmp_path / "both.json"
+    res = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "fashion_mnist.py"), "--dtype",
+         "float64", "--train-images", "512", "--test-images", "200", "--epochs", "2",
+         "--threads", "1", "--json", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    import json
+    results = json.loads(out.read_text())["results"]
+    m, t = results["minicnn"], results["torch"]
+    assert len(m["step_loss"]) == len(t["step_loss"]) == 2 * (512 // 128)
+    assert np.allclose(m["step_loss"], t["step_loss"], rtol=0, atol=1e-9)
+    assert m["test_acc"] == t["test_acc"] and m["test_acc_tta"] == t["test_acc_tta"]
+    assert m["parameters"] == 164_122  # vgg_small 16-48-96 with the flattened head
+    assert "minicnn - PyTorch: +0.00 points" in res.stdout
