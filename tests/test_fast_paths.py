@@ -419,6 +419,7 @@ def test_benchmark_ratio_spread_and_busy_verdicts():
     assert run.Judge(busy=True)(0.5, 1.0) == "not judged (machine busy)"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"),
                     reason="Fashion-MNIST is not in /usr/share/datasets/fashion-mnist")
 def test_fashion_mnist_benchmark_takes_the_same_steps_on_both_sides(tmp_path):
