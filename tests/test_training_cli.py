@@ -98,6 +98,35 @@ def test_evaluate_prints_test_accuracy(run):
         assert result.stdout.startswith("test accuracy") and "16 synthetic test images" in result.stdout
 
 
+@pytest.mark.parametrize("flags", [["--lr", "0.3"], ["--final-model", "last"], ["--augment"],
+                                   ["--download"], ["--no-progress"]])
+def test_evaluate_refuses_the_flags_it_would_ignore(run, flags):
+    out, _ = run
+    line = one_error_line(train_py("--evaluate", out / "best.npz", *flags, check=False), 2)
+    assert line.endswith(f"--evaluate measures {out / 'best.npz'} with the config.json beside "
+                         f"it, so {flags[0]} cannot be given; only --data-dir, --threads and "
+                         f"--tta can be given"), line
+
+
+def test_evaluate_takes_data_dir_threads_and_tta(run, tmp_path, monkeypatch, capsys):
+    from minicnn.cli import train_command as cli
+    from minicnn.training import evaluate, load_run
+    from minicnn.training.build import build_data, build_loss
+    out, _ = run
+    seen = []
+    monkeypatch.setattr(cli, "build_data", lambda config: seen.append(config) or build_data(config))
+    cli.main(["--evaluate", str(out / "best.npz"), "--data-dir", str(tmp_path), "--tta", "flip"])
+    assert seen[0]["data_dir"] == str(tmp_path) and seen[0]["tta"] == "flip"
+    model, config, _ = load_run(out, weights="best.npz")
+    data = build_data(config)
+    flip = evaluate(model, build_loss(config), data.x_test, data.y_test, tta="flip")[1]
+    plain = evaluate(model, build_loss(config), data.x_test, data.y_test)[1]
+    assert (f"test accuracy {flip:.4f}, loss" in capsys.readouterr().out and
+            f"flip test-time augmentation, {plain:.4f} without" in
+            train_py("--evaluate", out / "best.npz", "--tta", "flip", "--threads", "1").stdout)
+    assert config["tta"] == "none"  # the run's own config is not changed
+
+
 def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
     out = tmp_path / "interrupted"
     env = dict(os.environ, PYTHONPATH=ROOT, MINICNN_DATA=str(tmp_path))

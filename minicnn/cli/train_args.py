@@ -20,6 +20,9 @@ from .presets import PRESETS, describe, flag
 #: Flags that --resume accepts besides --epochs, --no-progress and --threads (the data
 #: may move; the thread count changes the speed, never the numbers).
 RESUME_FLAGS = ("epochs", "no_progress", "threads", "data_dir", "resume", "download")
+#: The flags --evaluate takes beside the model file: where the data lives, the threads, and
+#: a test-time augmentation other than the run's.
+EVALUATE_FLAGS = ("evaluate", "threads", "data_dir", "tta")
 #: Flags whose value is a config field, checked by that field's rule.
 CHECKED = ("epochs", "batch_size", "num_train", "num_val", "num_test", "lr", "weight_decay",
            "label_smoothing", "seed")
@@ -188,7 +191,8 @@ def _run_flags(p):
     mode.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     mode.add_argument("--evaluate", metavar="CHECKPOINT",
                       help="only report the test accuracy of best.npz or checkpoint.npz "
-                           "(config.json must be beside it)")
+                           "(config.json must be beside it); --data-dir, --threads and --tta "
+                           "may be given with it, no other flag")
 
 
 def parse_args(argv=None, prog="train.py"):
@@ -206,7 +210,7 @@ def parse_args(argv=None, prog="train.py"):
     if args.resume is not None:
         _check_resume_args(p, args)
     if args.evaluate is not None:
-        _check_evaluate(p, args.evaluate)
+        _check_evaluate(p, args)
     if args.find_lr is not None:
         _check_find_lr(p, args)
     return args
@@ -246,19 +250,29 @@ def _check_resume_args(p, args):
                 f"config.json and checkpoint.npz), e.g. --resume {os.path.dirname(path) or '.'}")
     if not os.path.isdir(path):
         p.error(f"--resume {path!r} does not exist")
-    changed = [flag(k) for k, v in vars(args).items()
-               if k not in RESUME_FLAGS and k != "command" and v != p.get_default(k)]
-    if changed:
-        p.error(f"--resume continues {path} with its own config.json, so {changed[0]} "
-                f"cannot be given; only --epochs, --data-dir, --threads and --no-progress "
-                f"can change")
+    _refuse_flags_besides(p, args, RESUME_FLAGS,
+                          f"--resume continues {path} with its own config.json",
+                          "--epochs, --data-dir, --threads and --no-progress can change")
     if not os.path.exists(os.path.join(path, CHECKPOINT)):
         p.error(f"--resume {path!r} holds no checkpoint.npz yet: the run stopped before its "
                 f"first epoch ended, so there is nothing to continue; start it afresh: "
                 f"{fresh_command(path, args.command)}")
 
 
-def _check_evaluate(p, path):
+def _refuse_flags_besides(p, args, allowed, why, what_may):
+    """argparse's one-line error for the first flag given that is not in ``allowed``: the
+    mode (``why``) would not use it, and nothing given is silently ignored."""
+    changed = [flag(k) for k, v in vars(args).items()
+               if k not in allowed and k != "command" and v != p.get_default(k)]
+    if changed:
+        p.error(f"{why}, so {changed[0]} cannot be given; only {what_may}")
+
+
+def _check_evaluate(p, args):
+    path = args.evaluate
+    _refuse_flags_besides(p, args, EVALUATE_FLAGS,
+                          f"--evaluate measures {path} with the config.json beside it",
+                          "--data-dir, --threads and --tta can be given")
     if os.path.isdir(path):
         p.error(f"--evaluate {path!r} is a folder; it takes a model file, e.g. "
                 f"--evaluate {os.path.join(path, 'best.npz')}")

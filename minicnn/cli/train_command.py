@@ -9,6 +9,7 @@ result (``best.npz``, or ``checkpoint.npz`` for ``--final-model last``) -> the p
 (:mod:`minicnn.viz`) -> the results are printed. No step goes back to a module an earlier
 step left.
 """
+import dataclasses
 import math
 import os
 import sys
@@ -119,9 +120,13 @@ def _finite_test_loss(loss, path):
                          f"its accuracy means nothing")
 
 
-def run_evaluate(path):
+def run_evaluate(path, data_dir=None, tta=None):
+    """``--evaluate``: the test accuracy of the model file ``path`` with the config.json
+    beside it; ``data_dir`` (where the data set now lives) and ``tta`` override the run's."""
     folder = os.path.dirname(os.path.abspath(path))
-    config = load_config(folder)
+    config = load_config(folder).resumed(data_dir=data_dir)
+    if tta is not None:
+        config = dataclasses.replace(config, tta=tta)
     model = built_model(config, where=f"{os.path.join(folder, 'config.json')}: ")
     model = load_weights(model, path)  # read once, checked, bounded
     data = build_data(config)
@@ -352,7 +357,7 @@ def main(argv=None, prog="train.py"):
         if args.threads is not None:
             set_num_threads(args.threads)
         if args.evaluate:
-            run_evaluate(args.evaluate)
+            run_evaluate(args.evaluate, args.data_dir, args.tta)
         elif args.find_lr:
             run_find_lr(args)
         else:
